@@ -1,0 +1,1 @@
+"""otel-assist: OpenTelemetry distribution for the assistant services."""

@@ -1,0 +1,1 @@
+"""pytest plugin: in-memory metric and log capture for service tests."""
