@@ -1,0 +1,29 @@
+"""Side-by-side benchmarks: each compares otel-assist with a baseline in the same run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class BenchResult:
+    """One benchmark's outcome. ``ratio`` is ours / baseline in the benchmark's own sense."""
+
+    name: str
+    ratio: float
+    ours: float
+    baseline: float
+    unit: str
+    target: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The contract line every benchmark prints last."""
+        return (
+            f"{self.name}: ratio={self.ratio:.3f} ours={self.ours:.6g} "
+            f"baseline={self.baseline:.6g} {self.unit}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
