@@ -40,7 +40,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=1) as resp:
             return 200 <= resp.status < 300
     except OSError:
         return False
@@ -78,7 +78,7 @@ class ManagedProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(self.env or {})},
-            preexec_fn=preexec,  # noqa: PLW1509 - needed to run postgres as non-root
+            preexec_fn=preexec,
             start_new_session=True,
         )
         log.close()
@@ -87,7 +87,9 @@ class ManagedProcess:
         except TimeoutError as exc:
             tail = self.log_path.read_text(errors="replace")[-3000:]
             self.stop()
-            raise RuntimeError(f"{self.name} did not start: {exc}\n--- log tail ---\n{tail}") from exc
+            raise RuntimeError(
+                f"{self.name} did not start: {exc}\n--- log tail ---\n{tail}"
+            ) from exc
         return self
 
     def _alive_and_ready(self) -> bool:
@@ -142,7 +144,7 @@ class Postgres:
     process: ManagedProcess
     port: int
     user: str = "otel"
-    password: str = "otel-test-password"  # noqa: S105 - throwaway loopback test cluster
+    password: str = "otel-test-password"
     database: str = "otel_assist"
 
     @property
@@ -159,10 +161,19 @@ class Postgres:
 
     def psql(self, sql: str, database: str | None = None) -> str:
         out = subprocess.run(
-            [str(PG_BIN / "psql"), "-v", "ON_ERROR_STOP=1", "-At", "-c", sql,
-             f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/"
-             f"{database or self.database}"],
-            check=True, capture_output=True, text=True,
+            [
+                str(PG_BIN / "psql"),
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+                f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/"
+                f"{database or self.database}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout
 
@@ -196,18 +207,46 @@ def start_postgres(workdir: Path) -> Postgres:
     if run_as:
         os.chown(pwfile, pwd.getpwnam(run_as).pw_uid, pwd.getpwnam(run_as).pw_gid)
     init = subprocess.run(
-        [str(PG_BIN / "initdb"), "-D", str(datadir), "-U", pg.user, "--pwfile", str(pwfile),
-         "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
-        capture_output=True, text=True,
+        [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            pg.user,
+            "--pwfile",
+            str(pwfile),
+            "-A",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        capture_output=True,
+        text=True,
         preexec_fn=_drop_privileges(run_as) if run_as else None,
     )
     if init.returncode != 0:
         raise RuntimeError(f"initdb failed: {init.stderr or init.stdout}")
     argv = [
-        str(PG_BIN / "postgres"), "-D", str(datadir), "-p", str(pg.port), "-h", "127.0.0.1",
-        "-k", str(sockdir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off", "-c", "max_connections=200",
-        "-c", "shared_buffers=256MB",
+        str(PG_BIN / "postgres"),
+        "-D",
+        str(datadir),
+        "-p",
+        str(pg.port),
+        "-h",
+        "127.0.0.1",
+        "-k",
+        str(sockdir),
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=256MB",
     ]
     log = workdir / "postgres.log"
     if run_as:
@@ -248,11 +287,22 @@ def start_redis(workdir: Path) -> Redis:
     port = free_port()
     argv = [
         shutil.which("redis-server") or "/usr/bin/redis-server",
-        "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(workdir), "--protected-mode", "no",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--protected-mode",
+        "no",
     ]
-    proc = ManagedProcess("redis", argv, ready=lambda: port_open(port),
-                          log_path=workdir / "redis.log").start()
+    proc = ManagedProcess(
+        "redis", argv, ready=lambda: port_open(port), log_path=workdir / "redis.log"
+    ).start()
     return Redis(process=proc, port=port)
 
 
@@ -275,7 +325,7 @@ class Prometheus:
 
     def reload(self) -> None:
         req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
-        urllib.request.urlopen(req, timeout=5).close()  # noqa: S310 - loopback only
+        urllib.request.urlopen(req, timeout=5).close()
 
 
 def start_prometheus(workdir: Path, config_yaml: str, port: int | None = None) -> Prometheus:
@@ -293,8 +343,12 @@ def start_prometheus(workdir: Path, config_yaml: str, port: int | None = None) -
         "--web.enable-lifecycle",
         "--storage.tsdb.retention.time=1d",
     ]
-    proc = ManagedProcess("prometheus", argv, ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
-                          log_path=workdir / "prometheus.log").start()
+    proc = ManagedProcess(
+        "prometheus",
+        argv,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
+        log_path=workdir / "prometheus.log",
+    ).start()
     return Prometheus(process=proc, port=port, config_path=config)
 
 
@@ -311,7 +365,9 @@ class Alertmanager:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_alertmanager(workdir: Path, config_path: Path, env: dict[str, str] | None = None) -> Alertmanager:
+def start_alertmanager(
+    workdir: Path, config_path: Path, env: dict[str, str] | None = None
+) -> Alertmanager:
     """Start the Debian ``prometheus-alertmanager`` with a config file, clustering off."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -322,9 +378,13 @@ def start_alertmanager(workdir: Path, config_path: Path, env: dict[str, str] | N
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
     ]
-    proc = ManagedProcess("alertmanager", argv,
-                          ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
-                          log_path=workdir / "alertmanager.log", env=env).start()
+    proc = ManagedProcess(
+        "alertmanager",
+        argv,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
+        log_path=workdir / "alertmanager.log",
+        env=env,
+    ).start()
     return Alertmanager(process=proc, port=port)
 
 

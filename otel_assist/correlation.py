@@ -1,0 +1,109 @@
+"""Where correlation_id comes from: a W3C Baggage entry in the OpenTelemetry context.
+
+Tracing is off, so correlation_id is what ties one request's log lines, queue messages and
+history rows together. Keeping it in baggage (not a private contextvar) means the standard
+propagator carries it over HTTP, and the queue envelope carries it over Redis.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import baggage, context
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+BAGGAGE_KEY = "correlation_id"
+HEADER = "x-correlation-id"
+FALLBACK_HEADERS = ("x-correlation-id", "x-request-id")
+MAX_LENGTH = 128
+# Letters, digits and a few separators: enough for UUIDs, ULIDs and most request-id
+# formats, and nothing that can break a log line or a header (no spaces, quotes, CR/LF).
+_VALID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+_propagator = W3CBaggagePropagator()
+
+
+def new_correlation_id() -> str:
+    """A fresh id (UUID4 hex, 32 characters)."""
+    return uuid.uuid4().hex
+
+
+def is_valid(value: str | None) -> bool:
+    """True when ``value`` is safe to put in logs and headers as it is."""
+    return value is not None and _VALID.fullmatch(value) is not None
+
+
+def get_correlation_id(ctx: context.Context | None = None) -> str | None:
+    """The correlation_id of the current (or given) context, if any."""
+    value = baggage.get_baggage(BAGGAGE_KEY, ctx)
+    return value if isinstance(value, str) else None
+
+
+def set_correlation_id(value: str, ctx: context.Context | None = None) -> context.Context:
+    """Return a context with ``value`` as correlation_id (invalid values are replaced)."""
+    if not is_valid(value):
+        value = new_correlation_id()
+    return baggage.set_baggage(BAGGAGE_KEY, value, ctx)
+
+
+@contextmanager
+def correlation_scope(value: str | None = None) -> Iterator[str]:
+    """Run a block with a correlation_id attached (a new one when ``value`` is None).
+
+    Yields the id actually in effect, which differs from ``value`` only when ``value`` was
+    not a valid id.
+    """
+    ctx = set_correlation_id(value or new_correlation_id())
+    token = context.attach(ctx)
+    try:
+        yield get_correlation_id(ctx) or ""
+    finally:
+        context.detach(token)
+
+
+def extract_from_headers(headers: Mapping[str, str]) -> tuple[context.Context, str]:
+    """Build the context for an inbound request from its (lower-cased) headers.
+
+    Order: ``baggage`` header, else ``X-Correlation-ID`` / ``X-Request-ID``, else a new id.
+    Any other baggage entries the caller sent are kept, so they propagate onwards.
+    """
+    ctx = context.Context()
+    raw_baggage = headers.get("baggage")
+    if raw_baggage:
+        ctx = _propagator.extract({"baggage": raw_baggage}, ctx)
+    candidate = get_correlation_id(ctx)
+    if candidate is None:
+        for name in FALLBACK_HEADERS:
+            if name in headers:
+                candidate = headers[name]
+                break
+    if not is_valid(candidate):
+        candidate = new_correlation_id()
+    assert candidate is not None
+    return baggage.set_baggage(BAGGAGE_KEY, candidate, ctx), candidate
+
+
+def inject_into_headers(headers: dict[str, str], ctx: context.Context | None = None) -> None:
+    """Write the ``baggage`` header (and nothing else: no trace headers) into ``headers``."""
+    _propagator.inject(headers, ctx)
+
+
+def baggage_header(ctx: context.Context | None = None) -> str | None:
+    """The current baggage as one W3C header value, for carriers such as queue envelopes."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, ctx)
+    return carrier.get("baggage")
+
+
+def context_from_baggage_header(value: str | None) -> context.Context:
+    """The inverse of baggage_header(): a context holding the baggage in ``value``."""
+    ctx = context.Context()
+    if value:
+        ctx = _propagator.extract({"baggage": value}, ctx)
+    cid = get_correlation_id(ctx)
+    if cid is not None and not is_valid(cid):
+        ctx = baggage.set_baggage(BAGGAGE_KEY, new_correlation_id(), ctx)
+    return ctx

@@ -1,0 +1,315 @@
+"""The bridge from structlog to OpenTelemetry logs, and the bounded queue behind it.
+
+Why not the SDK's ``Logger.emit`` + ``BatchLogRecordProcessor`` on the hot path: building a
+``ReadWriteLogRecord`` validates every attribute under a lock and costs about twice a whole
+structlog JSON line (see ``bench/log_overhead.py``). Here the log call only appends the
+already-processed event dict to a bounded deque; a background thread turns batches of them
+into ``ReadableLogRecord`` objects and hands them to the standard OTLP/HTTP exporter. The
+SDK ``LoggerProvider`` is still installed and feeds the same queue (``QueueLogProcessor``),
+so records from other OpenTelemetry users leave through the same exporter.
+
+A full queue or a failing exporter costs records, never the caller: both are counted in
+``otel_assist_log_records_dropped_total``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otel_assist.log_processors import TIMESTAMP_NS_KEY, EventDict
+
+SEVERITY = {
+    "debug": (SeverityNumber.DEBUG, "DEBUG"),
+    "info": (SeverityNumber.INFO, "INFO"),
+    "warning": (SeverityNumber.WARN, "WARN"),
+    "error": (SeverityNumber.ERROR, "ERROR"),
+    "critical": (SeverityNumber.FATAL, "FATAL"),
+}
+LEVELS = tuple(SEVERITY)
+
+# Fields that are not attributes: the body, the severity, the resource's service name and
+# our private timestamp. The seed plan's callsite names map to semantic conventions.
+_NOT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "service", TIMESTAMP_NS_KEY})
+_RENAMED = {"filename": "code.filepath", "lineno": "code.lineno", "func_name": "code.function"}
+_SCOPE = InstrumentationScope("otel_assist.logs")
+_EMPTY_CONTEXT = Context()
+
+
+def clean_value(value: Any) -> Any:
+    """Coerce a value to an OpenTelemetry attribute type (None means: leave it out)."""
+    if value is None or isinstance(value, str | bool | float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, list | tuple):
+        items = [v for v in value if v is not None]
+        if items and all(isinstance(v, str) for v in items):
+            return tuple(items)
+        return orjson.dumps(items, default=str).decode()
+    if isinstance(value, dict):
+        return orjson.dumps(value, default=str).decode()
+    return str(value)
+
+
+def to_attributes(event_dict: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for key, value in event_dict.items():
+        if key in _NOT_ATTRIBUTES:
+            continue
+        cleaned = clean_value(value)
+        if cleaned is not None:
+            attributes[_RENAMED.get(key, key)] = cleaned
+    return attributes
+
+
+def to_log_record(event_dict: Mapping[str, Any]) -> LogRecord:
+    """The OpenTelemetry LogRecord for one processed structlog event dict."""
+    severity_number, severity_text = SEVERITY.get(
+        str(event_dict.get("level", "info")), SEVERITY["info"]
+    )
+    ts = event_dict.get(TIMESTAMP_NS_KEY) or time.time_ns()
+    body = event_dict.get("event")
+    return LogRecord(
+        timestamp=ts,
+        observed_timestamp=ts,
+        context=_EMPTY_CONTEXT,
+        severity_number=severity_number,
+        severity_text=severity_text,
+        body=body if isinstance(body, str) else str(body),
+        attributes=to_attributes(event_dict),
+    )
+
+
+class LevelCounts:
+    """Log records per level, counted with plain integers.
+
+    An ObservableCounter reads them at collection time, so counting costs the log call a
+    list increment instead of an SDK ``Counter.add``.
+    """
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(LEVELS, 0)
+
+    def add(self, level: str) -> None:
+        if level in self.counts:
+            self.counts[level] += 1
+
+
+class LogQueue:
+    """A bounded in-memory queue of pending records and the thread that exports them."""
+
+    def __init__(
+        self,
+        exporter: LogRecordExporter | None,
+        resource: Resource,
+        max_size: int = 8192,
+        batch_size: int = 512,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.exporter = exporter
+        self.resource = resource
+        self.max_size = max_size
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self.dropped = {"queue_full": 0, "export_failed": 0}
+        self.exported = 0
+        self._items: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        if exporter is not None:
+            self._start_thread()
+            _register_fork_hook(self)
+
+    # -- producer side (any thread, hot path)
+
+    def put(self, item: Any) -> None:
+        """Enqueue a structlog event dict or an SDK record; drop and count when full."""
+        if self.exporter is None or self._stopped:
+            return
+        if len(self._items) >= self.max_size:
+            self.dropped["queue_full"] += 1
+            return
+        self._items.append(item)
+        if len(self._items) >= self.batch_size:
+            self._wake.set()
+
+    # -- consumer side
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name="otel-assist-log-export", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            self._export_available()
+            if self._stopped and not self._items:
+                return
+
+    def _export_available(self) -> None:
+        while self._items:
+            batch = self._take_batch()
+            try:
+                self._export(batch)
+            finally:
+                with self._idle:
+                    self._in_flight = 0
+                    self._idle.notify_all()
+
+    def _take_batch(self) -> list[Any]:
+        batch: list[Any] = []
+        with self._idle:
+            while self._items and len(batch) < self.batch_size:
+                batch.append(self._items.popleft())
+            self._in_flight = len(batch)
+        return batch
+
+    def _export(self, batch: Sequence[Any]) -> None:
+        assert self.exporter is not None
+        records = [self._readable(item) for item in batch]
+        try:
+            result = self.exporter.export(records)
+        except Exception:  # an exporter must never take the thread (or the host) down
+            result = LogRecordExportResult.FAILURE
+        if result == LogRecordExportResult.SUCCESS:
+            self.exported += len(records)
+        else:
+            self.dropped["export_failed"] += len(records)
+
+    def _readable(self, item: Any) -> ReadableLogRecord:
+        if isinstance(item, ReadWriteLogRecord):
+            return ReadableLogRecord(
+                log_record=item.log_record,
+                resource=item.resource or self.resource,
+                instrumentation_scope=item.instrumentation_scope,
+                limits=item.limits,
+            )
+        return ReadableLogRecord(to_log_record(item), self.resource, _SCOPE)
+
+    # -- lifecycle
+
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        """Export everything queued so far; True when done within ``timeout_s``."""
+        if self.exporter is None:
+            return True
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        with self._idle:
+            while self._items or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.set()
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        if self._stopped:
+            return
+        self.force_flush(timeout_s)
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self.exporter is not None:
+            self.exporter.shutdown()
+
+    def _after_fork(self) -> None:
+        """In a forked child the export thread does not exist: start a fresh one."""
+        self._items.clear()
+        self._idle = threading.Condition()
+        self._wake = threading.Event()
+        self._in_flight = 0
+        if not self._stopped:
+            self._start_thread()
+
+
+_queues: weakref.WeakSet[LogQueue] = weakref.WeakSet()
+_fork_hook_registered = False
+
+
+def _register_fork_hook(queue: LogQueue) -> None:
+    global _fork_hook_registered
+    _queues.add(queue)
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_restart_queues_after_fork)
+        _fork_hook_registered = True
+
+
+def _restart_queues_after_fork() -> None:
+    for queue in list(_queues):
+        queue._after_fork()
+
+
+class OtelBridge:
+    """The structlog processor that makes every line also an OpenTelemetry log record.
+
+    It sits just before the renderer, so the record sees exactly what the JSON line shows
+    (masked, with correlation_id and exception fields).
+    """
+
+    def __init__(self, queue: LogQueue, counts: LevelCounts) -> None:
+        self.queue = queue
+        self.counts = counts
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        logger_name = event_dict.get("logger")
+        # The exporter's own complaints must not feed back into the exporter, nor count as
+        # the service's errors: export failures have their own counter.
+        if not (isinstance(logger_name, str) and logger_name.startswith("opentelemetry")):
+            self.counts.add(event_dict.get("level", "info"))
+            self.queue.put(event_dict)
+        return event_dict
+
+
+class QueueLogProcessor(LogRecordProcessor):
+    """SDK LogRecordProcessor that feeds the shared LogQueue (for non-structlog emitters)."""
+
+    def __init__(self, queue: LogQueue) -> None:
+        self.queue = queue
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        self.queue.put(log_record)
+
+    def shutdown(self) -> None:
+        self.queue.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.queue.force_flush(timeout_millis / 1000)
+
+
+class DiscardingExporter(LogRecordExporter):
+    """Accepts and forgets records: for benchmarks and for OTEL_LOGS_EXPORTER=none tests."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.count += len(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

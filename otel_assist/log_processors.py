@@ -1,0 +1,154 @@
+"""structlog processors that give every log line the same shape.
+
+Each is a small plain callable ``(logger, method_name, event_dict) -> event_dict``, in the
+manner of structlog's own processors. They run for native structlog calls and, through
+``structlog.stdlib.ProcessorFormatter``'s foreign pre-chain, for stdlib loggers of libraries
+(uvicorn, sqlalchemy, httpx, apscheduler), so both kinds of line look alike.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from otel_assist.correlation import get_correlation_id
+
+EventDict = MutableMapping[str, Any]
+TIMESTAMP_NS_KEY = "_ts_ns"
+MASK = "***"
+
+_LEVEL_ALIASES = {"warn": "warning", "exception": "error", "fatal": "critical"}
+
+
+def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """ISO-8601 UTC ``timestamp`` plus the same instant in ns for the OpenTelemetry record."""
+    ns = time.time_ns()
+    event_dict[TIMESTAMP_NS_KEY] = ns
+    event_dict["timestamp"] = (
+        datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+    )
+    return event_dict
+
+
+def add_level(_logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """Lower-case ``level``; stdlib records already carry theirs in the pre-chain."""
+    level = event_dict.get("level") or method_name
+    level = str(level).lower()
+    event_dict["level"] = _LEVEL_ALIASES.get(level, level)
+    return event_dict
+
+
+class AddService:
+    """Add the constant ``service`` field (the resource's service.name)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        event_dict["service"] = self.service
+        return event_dict
+
+
+def add_correlation_id(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """Take correlation_id from the context's baggage unless the call passed one."""
+    if "correlation_id" not in event_dict:
+        cid = get_correlation_id()
+        if cid is not None:
+            event_dict["correlation_id"] = cid
+    return event_dict
+
+
+def default_event_type(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """Every line has an ``event_type``; without one it is the level (the seed plan's
+    LogEventType has info/warning/error/debug for exactly that)."""
+    if "event_type" not in event_dict:
+        event_dict["event_type"] = event_dict.get("level", "info")
+    return event_dict
+
+
+def exception_fields(_logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """Turn ``exc_info`` into the semantic-convention fields exception.type/message/stacktrace.
+
+    Doing it once here means the JSON line and the OpenTelemetry record agree.
+    """
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info and method_name == "exception":
+        exc_info = True
+    if not exc_info:
+        return event_dict
+    exc = _resolve_exc_info(exc_info)
+    if exc is None:
+        return event_dict
+    etype, value, tb = exc
+    event_dict["exception.type"] = etype.__qualname__ if etype else "Exception"
+    event_dict["exception.message"] = str(value)
+    event_dict["exception.stacktrace"] = "".join(traceback.format_exception(etype, value, tb))
+    return event_dict
+
+
+ExcTuple = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+
+
+def _resolve_exc_info(exc_info: Any) -> ExcTuple | None:
+    if isinstance(exc_info, BaseException):
+        return type(exc_info), exc_info, exc_info.__traceback__
+    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+        return exc_info
+    current = sys.exc_info()
+    return current if current[0] is not None else None
+
+
+class MaskSecrets:
+    """Replace values under secret-looking keys with ``***``, in nested dicts too.
+
+    A key is secret when it contains one of the configured words (token, password, ...).
+    Decisions are cached per key name: key sets repeat, so the hot path is one dict lookup
+    per key.
+    """
+
+    def __init__(self, words: Iterable[str], max_depth: int = 4) -> None:
+        self.words = tuple(w.lower() for w in words)
+        self.max_depth = max_depth
+        self._cache: dict[str, bool] = {}
+
+    def is_secret(self, key: str) -> bool:
+        cached = self._cache.get(key)
+        if cached is None:
+            lowered = key.lower()
+            cached = any(w in lowered for w in self.words)
+            if len(self._cache) < 10_000:
+                self._cache[key] = cached
+        return cached
+
+    def mask(self, value: Any, depth: int = 0) -> Any:
+        if depth >= self.max_depth:
+            return value
+        if isinstance(value, dict):
+            return {
+                k: (MASK if isinstance(k, str) and self.is_secret(k) else self.mask(v, depth + 1))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.mask(v, depth + 1) for v in value]
+        return value
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        for key, value in event_dict.items():
+            if self.is_secret(key):
+                if value is not None:
+                    event_dict[key] = MASK
+            elif isinstance(value, dict | list | tuple):
+                event_dict[key] = self.mask(value)
+        return event_dict
+
+
+def drop_meta(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """Remove ProcessorFormatter's private keys before the record leaves the pipeline."""
+    event_dict.pop("_record", None)
+    event_dict.pop("_from_structlog", None)
+    return event_dict

@@ -1,0 +1,178 @@
+"""Logging set-up: structlog for service code, stdlib loggers of libraries routed through
+the same processors, JSON lines (orjson) in production and a readable console in
+development, every record also bridged to OpenTelemetry.
+
+Native structlog calls never touch the stdlib ``logging`` machinery (that is where most of
+a stdlib log call's cost goes); library records reach the same processor chain through
+``structlog.stdlib.ProcessorFormatter``. Either way, one call gives one line and one record.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import orjson
+import structlog
+from structlog.typing import Processor
+
+from otel_assist import log_processors as lp
+from otel_assist.log_export import OtelBridge
+from otel_assist.settings import Settings
+
+# Loggers that libraries configure with their own handlers (uvicorn does, with
+# propagate=False): they are reset to propagate into the root handler installed here.
+LIBRARY_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "sqlalchemy",
+    "sqlalchemy.engine",
+    "httpx",
+    "httpcore",
+    "apscheduler",
+    "alembic",
+    "asyncio",
+)
+# Chatty below WARNING and not worth a line per event in production.
+_QUIET = {"httpcore": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
+_HANDLER_NAME = "otel-assist"
+
+
+def shared_processors(settings: Settings) -> list[Processor]:
+    """The chain both native and stdlib records go through, before bridge and renderer."""
+    chain: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        lp.add_level,
+        lp.add_timestamp,
+        lp.AddService(settings.service_name),
+        lp.add_correlation_id,
+        lp.default_event_type,
+        lp.exception_fields,
+    ]
+    if settings.log_callsite:
+        chain.append(
+            structlog.processors.CallsiteParameterAdder(
+                {
+                    structlog.processors.CallsiteParameter.FILENAME,
+                    structlog.processors.CallsiteParameter.LINENO,
+                    structlog.processors.CallsiteParameter.FUNC_NAME,
+                },
+                additional_ignores=["otel_assist"],
+            )
+        )
+    chain.append(lp.MaskSecrets(settings.secret_keys))
+    return chain
+
+
+def _drop_private(_logger: Any, _method: str, event_dict: lp.EventDict) -> lp.EventDict:
+    event_dict.pop(lp.TIMESTAMP_NS_KEY, None)
+    return event_dict
+
+
+def _json_bytes(_logger: Any, _method: str, event_dict: lp.EventDict) -> bytes:
+    return orjson.dumps(
+        {k: v for k, v in event_dict.items() if k != lp.TIMESTAMP_NS_KEY},
+        default=str,
+        option=orjson.OPT_NON_STR_KEYS,
+    )
+
+
+def _json_text(logger: Any, method: str, event_dict: lp.EventDict) -> str:
+    return _json_bytes(logger, method, event_dict).decode()
+
+
+def use_console(settings: Settings, stream: TextIO) -> bool:
+    if settings.log_format == "auto":
+        return bool(getattr(stream, "isatty", lambda: False)())
+    return settings.log_format == "console"
+
+
+def configure_logging(
+    settings: Settings,
+    bridge: OtelBridge | None,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger. Safe to call again (it replaces)."""
+    stream = stream or sys.stdout
+    console = use_console(settings, stream)
+    level = logging.getLevelName(settings.log_level)
+    shared = shared_processors(settings)
+    tail: list[Processor] = [bridge] if bridge is not None else []
+
+    renderer: Callable[..., Any]
+    if console:
+        console_renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.configure(
+            processors=[*shared, *tail, _drop_private, console_renderer],
+            logger_factory=structlog.PrintLoggerFactory(stream),
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+            cache_logger_on_first_use=True,
+        )
+        renderer = console_renderer
+    else:
+        structlog.configure(
+            processors=[*shared, *tail, _json_bytes],
+            logger_factory=structlog.BytesLoggerFactory(_binary(stream)),
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+            cache_logger_on_first_use=True,
+        )
+        renderer = _json_text
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[lp.drop_meta, *tail, _drop_private, renderer],
+    )
+    _install_root_handler(formatter, stream, level)
+
+
+def _binary(stream: TextIO) -> Any:
+    """The byte stream under a text stream (stdout), so JSON bytes skip re-encoding."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        stream.flush()
+        return buffer
+    return _TextAdapter(stream)
+
+
+class _TextAdapter:
+    """Lets BytesLogger write to a text-only stream (pytest's capture, StringIO)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data.decode())
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _install_root_handler(formatter: logging.Formatter, stream: TextIO, level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    # Other root handlers would print the same record a second time in another shape.
+    for other in list(root.handlers):
+        root.removeHandler(other)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in LIBRARY_LOGGERS:
+        lib = logging.getLogger(name)
+        lib.handlers.clear()
+        lib.propagate = True
+        lib.setLevel(_QUIET.get(name, logging.NOTSET))
+    # The OpenTelemetry exporters log a warning per failed batch; the failures are
+    # counted in otel_assist_log_records_dropped_total, so keep only real errors.
+    logging.getLogger("opentelemetry").setLevel(logging.ERROR)
+
+
+def get_logger(*args: Any, **initial_values: Any) -> Any:
+    """``structlog.get_logger``, re-exported so service code imports one package."""
+    return structlog.get_logger(*args, **initial_values)
