@@ -1,0 +1,47 @@
+"""FastAPI dependencies: the app's database, settings, live Redis view, and auth scopes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
+
+from rest_service.core.auth import Scope, bearer, check
+from rest_service.core.config import Settings
+from rest_service.core.db import Database
+from rest_service.live_queues import LiveQueues
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_live_queues(request: Request) -> LiveQueues:
+    live: LiveQueues = request.app.state.live_queues
+    return live
+
+
+def require_read(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> None:
+    check(request, creds, Scope.READ)
+
+
+def require_ingest(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> None:
+    check(request, creds, Scope.INGEST)
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+LiveDep = Annotated[LiveQueues, Depends(get_live_queues)]
+ReadAuth = Depends(require_read)
+IngestAuth = Depends(require_ingest)

@@ -1,0 +1,94 @@
+"""Queue history (single and batch ingest, filtered listing), stats and live Redis state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
+from rest_service.api.errors import ERROR_RESPONSES
+from rest_service.api.routes.jobs import check_batch
+from rest_service.core.db import utcnow
+from rest_service.crud import queues as crud
+from rest_service.models import QueueDirection, QueueMessageLog
+from rest_service.schemas import (
+    INT64_MAX,
+    INT64_MIN,
+    NO_NUL,
+    QueueCurrent,
+    QueueEvent,
+    QueueEventBatch,
+    QueueEventBatchResult,
+    QueueMessagePublic,
+    QueueStats,
+)
+
+router = APIRouter(prefix="/queue-stats", tags=["queues"], responses=ERROR_RESPONSES)
+
+Text128 = Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_NUL)]
+
+
+@router.get("", response_model=list[QueueStats], dependencies=[ReadAuth])
+async def queue_stats(db: DbDep, settings: SettingsDep) -> list[QueueStats]:
+    """Per queue (configured QUEUE_NAMES plus every queue seen in the data): totals, last
+    hour, last 24 h by type, source and direction. Computed in SQL from hourly rollups."""
+    return await crud.queue_stats(db, settings.queue_names)
+
+
+@router.get("/current", response_model=list[QueueCurrent], dependencies=[ReadAuth])
+async def queue_current(db: DbDep, settings: SettingsDep, live: LiveDep) -> list[QueueCurrent]:
+    """Live length and oldest-message age from Redis (503 when Redis is unreachable)."""
+    names = await crud.known_queue_names(db, settings.queue_names)
+    return await live.current(names)
+
+
+@router.get("/messages", response_model=list[QueueMessagePublic], dependencies=[ReadAuth])
+async def queue_messages(
+    db: DbDep,
+    queue_name: Text128 = None,
+    user_id: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
+    correlation_id: Text128 = None,
+    message_id: Text128 = None,
+    direction: QueueDirection | None = None,
+    hours: Annotated[int, Query(ge=1, le=168)] = 24,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[QueueMessageLog]:
+    """Message history, newest first (ties by id: pages are stable)."""
+    return await crud.list_messages(
+        db,
+        since=utcnow() - timedelta(hours=hours),
+        queue_name=queue_name,
+        user_id=user_id,
+        correlation_id=correlation_id,
+        message_id=message_id,
+        direction=direction.value if direction else None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/messages",
+    response_model=QueueEventBatchResult,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[IngestAuth],
+)
+async def log_queue_message(
+    db: DbDep, settings: SettingsDep, event: QueueEvent
+) -> QueueEventBatchResult:
+    """Log one push or pop (idempotent by event_id, like the batch)."""
+    return await crud.ingest_events(db, [event], settings.max_payload_bytes)
+
+
+@router.post("/messages/batch", response_model=QueueEventBatchResult, dependencies=[IngestAuth])
+async def log_queue_messages_batch(
+    db: DbDep, settings: SettingsDep, batch: QueueEventBatch
+) -> QueueEventBatchResult:
+    """Log many pushes/pops. Events already stored (same event_id, or message_id:direction
+    when there is no event_id) are skipped, so a re-sent batch adds no rows. Payloads above
+    MAX_PAYLOAD_BYTES are stored truncated with a marker and payload_truncated=true."""
+    check_batch(settings, len(batch.events))
+    return await crud.ingest_events(db, batch.events, settings.max_payload_bytes)

@@ -1,0 +1,102 @@
+"""The rest_service FastAPI application: ``create_app()`` and, lazily, ``app``.
+
+``uvicorn rest_service.app:app`` and ``rest-service serve`` both end up here. The app
+refuses to be created without an API token unless REST_SERVICE_DEV_MODE is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+import otel_assist
+from otel_assist.asgi import instrument_app
+from rest_service.api import errors
+from rest_service.api.main import api_router
+from rest_service.api.routes import health
+from rest_service.core.config import Settings, get_settings
+from rest_service.core.db import Database, safe_url
+from rest_service.live_queues import LiveQueues
+
+log = structlog.get_logger("rest_service")
+
+DESCRIPTION = """History store and API for cron-job executions, Redis queue messages and user
+memory. Services ship lifecycle and queue events in idempotent batches; operators and the
+admin pages read them. Authenticate with `Authorization: Bearer <token>`."""
+
+
+def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> FastAPI:
+    """Build the app. Raises ``RuntimeError`` if no token is configured outside dev mode."""
+    settings = settings or get_settings()
+    settings.check_startable()
+    if telemetry:
+        otel_assist.configure(service_name="rest_service")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        app.state.db = db
+        app.state.live_queues = LiveQueues(settings.redis_url)
+        if settings.uses_embedded_sqlite:
+            log.info(
+                "using the embedded SQLite database; set DATABASE_URL for Postgres",
+                event_type="startup",
+                database=db.url.split("///", 1)[-1],
+            )
+        else:
+            log.info("using database", event_type="startup", database=safe_url(db.url))
+        if not settings.auth_enabled:
+            log.warning("REST_SERVICE_DEV_MODE: authentication is disabled", event_type="startup")
+        if settings.should_migrate_on_start:
+            from rest_service.core.migrate import upgrade
+
+            await upgrade(db)
+            log.info("migrations applied", event_type="startup")
+        retention: asyncio.Task[None] | None = None
+        if settings.retention_enabled:
+            from rest_service.retention import run_forever
+
+            retention = asyncio.create_task(run_forever(db, settings), name="retention")
+        try:
+            yield
+        finally:
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
+            await app.state.live_queues.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="rest_service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    app.add_middleware(errors.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    instrument_app(app)
+    return app
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``rest_service.app:app`` is built on first access, so importing this module (tests,
+    the CLI) does not require a token in the environment."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)

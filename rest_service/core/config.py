@@ -1,0 +1,125 @@
+"""rest_service settings: one pydantic-settings object read from the environment.
+
+Secrets (the API tokens, the database password inside DATABASE_URL) only ever come from the
+environment; there are no defaults for them, and ``Settings.__repr__`` hides them so a settings
+dump in a log cannot leak them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Where the embedded SQLite database lives when DATABASE_URL is not set.
+DEFAULT_SQLITE_DIR = Path(".otel-assist")
+DEFAULT_SQLITE_FILE = DEFAULT_SQLITE_DIR / "rest_service.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Everything rest_service reads from its environment (names are the env variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://... in production; unset = embedded SQLite file.",
+    )
+    redis_url: str | None = Field(default=None, description="Redis for the live queue view.")
+
+    rest_service_token: SecretStr | None = Field(default=None, description="read + ingest")
+    rest_service_read_token: SecretStr | None = Field(default=None, description="read only")
+    rest_service_ingest_token: SecretStr | None = Field(default=None, description="ingest only")
+    rest_service_dev_mode: bool = Field(
+        default=False, description="Allow starting without any token (auth disabled)."
+    )
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=1000, ge=1, le=100_000)
+    max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+
+    retention_days: int = Field(default=7, ge=1)
+    retention_interval_seconds: float = Field(default=600.0, gt=0)
+    retention_batch_size: int = Field(default=5000, ge=1)
+    retention_enabled: bool = True
+
+    migrate_on_start: bool | None = Field(
+        default=None,
+        description="Run Alembic upgrade at startup. Unset: on for the embedded SQLite only.",
+    )
+    queue_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["to_secretary", "to_telegram"],
+        description="Queues always listed by /queue-stats and /queue-stats/current.",
+    )
+    stuck_after_minutes: int = Field(default=60, ge=1, le=10_080)
+    exact_percentile_limit: int = Field(
+        default=50_000,
+        ge=0,
+        description="Above this many finished runs in the window, p95 comes from the rollup "
+        "histogram instead of percentile_cont over raw rows.",
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("queue_names", mode="before")
+    @classmethod
+    def _split_queue_names(cls, value: object) -> object:
+        """Accept ``QUEUE_NAMES=a,b`` as well as a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file (created on first use)."""
+        if self.database_url:
+            url = self.database_url
+            # Accept the plain libpq form operators paste from elsewhere.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE.resolve()}"
+
+    @property
+    def uses_embedded_sqlite(self) -> bool:
+        return not self.database_url
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.uses_embedded_sqlite
+
+    @property
+    def auth_enabled(self) -> bool:
+        return any(
+            t is not None and t.get_secret_value()
+            for t in (
+                self.rest_service_token,
+                self.rest_service_read_token,
+                self.rest_service_ingest_token,
+            )
+        )
+
+    def check_startable(self) -> None:
+        """Refuse to run an open API by accident: a token is required unless dev mode is on."""
+        if not self.auth_enabled and not self.rest_service_dev_mode:
+            raise RuntimeError(
+                "rest_service refuses to start without a token: set REST_SERVICE_TOKEN "
+                "(or REST_SERVICE_READ_TOKEN and REST_SERVICE_INGEST_TOKEN), or set "
+                "REST_SERVICE_DEV_MODE=1 to run with authentication disabled."
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` and pass it in)."""
+    return Settings()

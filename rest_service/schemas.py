@@ -1,0 +1,267 @@
+"""API payloads: what clients send and what the API returns (documented in OpenAPI).
+
+Every string is length-bounded and may not contain NUL (Postgres text cannot hold it), ids
+are 1..128 characters, integers that reach a BIGINT column are range-checked, and enums are
+closed: anything else is a 422 that names the field. Unknown extra keys are ignored so an
+older rest_service accepts events from a newer shipper.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from rest_service.models import JobStatus, QueueDirection
+
+NO_NUL = r"^[^\x00]*$"
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
+LongName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
+ShortText = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
+#: Free text (errors, tracebacks, results): bounded by the request body limit; the
+#: service truncates anything above MAX_PAYLOAD_BYTES with a visible marker.
+FreeText = Annotated[str, StringConstraints(pattern=NO_NUL)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+DurationMs = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class JobEventKind(StrEnum):
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    MISSED = "missed"
+    TIMED_OUT = "timed_out"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class JobEvent(_In):
+    """One lifecycle event of one run. Events of a run may arrive in any order, repeatedly."""
+
+    event_id: Id = Field(description="Unique per event; the shipper's idempotency key.")
+    run_id: Id = Field(description="Pairs the events of one run (scheduled/started/finished).")
+    job_id: LongName = Field(description="APScheduler job id, e.g. reminder_123.")
+    job_name: Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)] | None = None
+    job_type: Name = Field(description="reminder, memory_extraction, update_reminders, ...")
+    kind: JobEventKind
+    at: datetime = Field(description="When it happened (ISO 8601; naive means UTC).")
+    duration_ms: DurationMs | None = Field(
+        default=None, description="For completed/failed/timed_out; else computed from times."
+    )
+    user_id: Int64 | None = None
+    reminder_id: Int64 | None = None
+    error: FreeText | None = None
+    traceback: FreeText | None = None
+    result: FreeText | None = None
+    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+
+
+class JobEventBatch(_In):
+    """A batch of job lifecycle events (at most MAX_BATCH_EVENTS; more is a 413)."""
+
+    events: list[JobEvent]
+
+
+class JobEventBatchResult(BaseModel):
+    received: int = Field(description="Events in the request.")
+    runs: int = Field(description="Distinct runs the events touched.")
+
+
+class QueueEvent(_In):
+    """One push or pop of a queue message. ``event_id`` (else ``message_id:direction``)
+    identifies it: a re-sent event is ignored."""
+
+    event_id: Id | None = None
+    message_id: Id | None = Field(default=None, description="The envelope's id.")
+    queue_name: Name
+    direction: QueueDirection
+    message_type: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)] = (
+        "unknown"
+    )
+    source: ShortText | None = None
+    user_id: Int64 | None = None
+    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+    payload: Any = Field(
+        default=None,
+        description="Any JSON value; stored as JSON text, truncated above MAX_PAYLOAD_BYTES "
+        "with a marker and payload_truncated=true.",
+    )
+    enqueued_at: datetime | None = None
+    dequeued_at: datetime | None = None
+    at: datetime | None = Field(
+        default=None, description="Event time if neither enqueued_at nor dequeued_at fits."
+    )
+
+    @model_validator(mode="after")
+    def _needs_identity(self) -> QueueEvent:
+        if self.event_id is None and self.message_id is None:
+            raise ValueError("event_id or message_id is required")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.event_id or f"{self.message_id}:{self.direction.value}"
+
+
+class QueueEventBatch(_In):
+    """A batch of queue events (at most MAX_BATCH_EVENTS; more is a 413)."""
+
+    events: list[QueueEvent]
+
+
+class QueueEventBatchResult(BaseModel):
+    received: int
+    inserted: int = Field(description="New rows; the rest were already stored.")
+    duplicates: int
+
+
+class JobExecutionCreate(_In):
+    """Create a run in state ``scheduled`` (the single-call API; the batch is preferred)."""
+
+    job_id: LongName
+    job_name: Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)] | None = None
+    job_type: Name
+    run_id: Id | None = Field(default=None, description="Defaults to the new row's id.")
+    scheduled_at: datetime | None = Field(default=None, description="Defaults to now.")
+    user_id: Int64 | None = None
+    reminder_id: Int64 | None = None
+    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+
+
+class JobStart(_In):
+    at: datetime | None = Field(default=None, description="Defaults to now.")
+
+
+class JobComplete(_In):
+    at: datetime | None = Field(default=None, description="Defaults to now.")
+    result: FreeText | None = None
+    duration_ms: DurationMs | None = None
+
+
+class JobFail(_In):
+    at: datetime | None = Field(default=None, description="Defaults to now.")
+    error: FreeText
+    traceback: FreeText | None = None
+    duration_ms: DurationMs | None = None
+
+
+class JobExecutionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    run_id: str
+    job_id: str
+    job_name: str
+    job_type: str
+    status: JobStatus
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    user_id: int | None
+    reminder_id: int | None
+    correlation_id: str | None
+    result: str | None
+    error: str | None
+    error_traceback: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobTypeStats(BaseModel):
+    total: int = 0
+    scheduled: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    missed: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+    stuck: int = Field(default=0, description="Running longer than stuck_after_minutes.")
+    avg_duration_ms: float | None = None
+
+
+class JobStats(JobTypeStats):
+    hours: int
+    since: datetime
+    p95_duration_ms: float | None = None
+    p95_exact: bool = Field(
+        default=True,
+        description="false when the window held more finished runs than "
+        "EXACT_PERCENTILE_LIMIT and the p95 was read from the hourly histogram (<5% error).",
+    )
+    by_type: dict[str, JobTypeStats] = Field(default_factory=dict)
+
+
+class QueueMessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: str
+    message_id: str | None
+    queue_name: str
+    direction: QueueDirection
+    message_type: str
+    source: str | None
+    user_id: int | None
+    correlation_id: str | None
+    payload: str | None
+    payload_truncated: bool
+    enqueued_at: datetime | None
+    dequeued_at: datetime | None
+    created_at: datetime
+
+
+class QueueStats(BaseModel):
+    queue_name: str
+    total_messages: int = Field(description="Logged events, pushes and pops, all retained time.")
+    pushed: int
+    popped: int
+    messages_last_hour: int
+    messages_last_24h: int
+    by_type: dict[str, int] = Field(description="Last 24 h.")
+    by_source: dict[str, int] = Field(description="Last 24 h; 'unknown' when absent.")
+    by_direction: dict[str, int] = Field(description="Last 24 h.")
+
+
+class QueueCurrent(BaseModel):
+    queue_name: str
+    length: int
+    oldest_message_age_seconds: float | None = Field(
+        description="From the oldest message's envelope enqueued_at; null when the queue is "
+        "empty or the oldest message is a legacy (non-envelope) message."
+    )
+    oldest_is_legacy: bool = False
+
+
+class MemoryCreate(_In):
+    user_id: Int64
+    content: Annotated[str, StringConstraints(min_length=1, max_length=20_000, pattern=NO_NUL)]
+    source: ShortText | None = None
+
+
+class MemoryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: int
+    content: str
+    source: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a human-readable message (and, for 422, the failing fields)."""
+
+    detail: Any
