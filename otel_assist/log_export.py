@@ -76,12 +76,11 @@ def to_attributes(event_dict: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def to_log_record(event_dict: Mapping[str, Any]) -> LogRecord:
+def to_log_record(ts: int, event_dict: Mapping[str, Any]) -> LogRecord:
     """The OpenTelemetry LogRecord for one processed structlog event dict."""
     severity_number, severity_text = SEVERITY.get(
         str(event_dict.get("level", "info")), SEVERITY["info"]
     )
-    ts = event_dict.get(TIMESTAMP_NS_KEY) or time.time_ns()
     body = event_dict.get("event")
     return LogRecord(
         timestamp=ts,
@@ -140,7 +139,8 @@ class LogQueue:
     # -- producer side (any thread, hot path)
 
     def put(self, item: Any) -> None:
-        """Enqueue a structlog event dict or an SDK record; drop and count when full."""
+        """Enqueue ``(timestamp_ns, event_dict)`` or an SDK record; drop and count when
+        full."""
         if self.exporter is None or self._stopped:
             return
         if len(self._items) >= self.max_size:
@@ -204,7 +204,8 @@ class LogQueue:
                 instrumentation_scope=item.instrumentation_scope,
                 limits=item.limits,
             )
-        return ReadableLogRecord(to_log_record(item), self.resource, _SCOPE)
+        ts, event_dict = item
+        return ReadableLogRecord(to_log_record(ts, event_dict), self.resource, _SCOPE)
 
     # -- lifecycle
 
@@ -268,7 +269,7 @@ class OtelBridge:
     (masked, with correlation_id and exception fields).
     """
 
-    def __init__(self, queue: LogQueue, counts: LevelCounts) -> None:
+    def __init__(self, queue: LogQueue | None, counts: LevelCounts | None) -> None:
         self.queue = queue
         self.counts = counts
 
@@ -276,9 +277,14 @@ class OtelBridge:
         logger_name = event_dict.get("logger")
         # The exporter's own complaints must not feed back into the exporter, nor count as
         # the service's errors: export failures have their own counter.
-        if not (isinstance(logger_name, str) and logger_name.startswith("opentelemetry")):
+        ts = event_dict.pop(TIMESTAMP_NS_KEY, None) or time.time_ns()
+        if isinstance(logger_name, str) and logger_name.startswith("opentelemetry"):
+            return event_dict
+        if self.counts is not None:
             self.counts.add(event_dict.get("level", "info"))
-            self.queue.put(event_dict)
+        if self.queue is not None:
+            # The dict is not copied: after this processor only the renderer reads it.
+            self.queue.put((ts, event_dict))
         return event_dict
 
 

@@ -112,8 +112,11 @@ class MaskSecrets:
     """
 
     def __init__(self, words: Iterable[str], max_depth: int = 4) -> None:
-        self.words = tuple(w.lower() for w in words)
         self.max_depth = max_depth
+        self.reset(words)
+
+    def reset(self, words: Iterable[str]) -> None:
+        self.words = tuple(w.lower() for w in words)
         self._cache: dict[str, bool] = {}
 
     def is_secret(self, key: str) -> bool:

@@ -9,17 +9,18 @@ a stdlib log call's cost goes); library records reach the same processor chain t
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import orjson
 import structlog
 from structlog.typing import Processor
 
 from otel_assist import log_processors as lp
-from otel_assist.log_export import OtelBridge
+from otel_assist.log_export import LevelCounts, LogQueue, OtelBridge
 from otel_assist.settings import Settings
 
 # Loggers that libraries configure with their own handlers (uvicorn does, with
@@ -41,13 +42,36 @@ _QUIET = {"httpcore": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
 _HANDLER_NAME = "otel-assist"
 
 
+class _Sink:
+    """Where JSON bytes go. Loggers cached by structlog keep a reference to their sink, so
+    configure() re-points this one object instead of building a new one."""
+
+    def __init__(self) -> None:
+        self.target: Any = sys.stdout.buffer
+
+    def write(self, data: bytes) -> None:
+        self.target.write(data)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+# Stateful pieces of the chain are process-wide singletons updated in place by
+# configure_logging(), for the same reason: structlog caches each logger's processor list on
+# first use, and a reconfigure (a test, a forked worker) must reach those loggers too.
+_SINK = _Sink()
+_SERVICE = lp.AddService("unknown_service")
+_MASK = lp.MaskSecrets(())
+BRIDGE = OtelBridge(None, None)
+
+
 def shared_processors(settings: Settings) -> list[Processor]:
     """The chain both native and stdlib records go through, before bridge and renderer."""
     chain: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         lp.add_level,
         lp.add_timestamp,
-        lp.AddService(settings.service_name),
+        _SERVICE,
         lp.add_correlation_id,
         lp.default_event_type,
         lp.exception_fields,
@@ -63,21 +87,17 @@ def shared_processors(settings: Settings) -> list[Processor]:
                 additional_ignores=["otel_assist"],
             )
         )
-    chain.append(lp.MaskSecrets(settings.secret_keys))
+    chain.append(_MASK)
     return chain
 
 
-def _drop_private(_logger: Any, _method: str, event_dict: lp.EventDict) -> lp.EventDict:
-    event_dict.pop(lp.TIMESTAMP_NS_KEY, None)
-    return event_dict
-
-
 def _json_bytes(_logger: Any, _method: str, event_dict: lp.EventDict) -> bytes:
-    return orjson.dumps(
-        {k: v for k, v in event_dict.items() if k != lp.TIMESTAMP_NS_KEY},
-        default=str,
-        option=orjson.OPT_NON_STR_KEYS,
-    )
+    try:
+        return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # orjson refuses some values even with default= (integers beyond 64 bits, ...):
+        # a log call must never raise, so fall back to the slower stdlib encoder.
+        return json.dumps(event_dict, default=str, ensure_ascii=False).encode()
 
 
 def _json_text(logger: Any, method: str, event_dict: lp.EventDict) -> str:
@@ -92,21 +112,27 @@ def use_console(settings: Settings, stream: TextIO) -> bool:
 
 def configure_logging(
     settings: Settings,
-    bridge: OtelBridge | None,
+    queue: LogQueue | None,
+    counts: LevelCounts | None,
     stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog and the stdlib root logger. Safe to call again (it replaces)."""
+    """Configure structlog and the stdlib root logger. Safe to call again (it re-points
+    the sink, service name, masking and bridge of loggers already in use)."""
     stream = stream or sys.stdout
     console = use_console(settings, stream)
     level = logging.getLevelName(settings.log_level)
+    _SERVICE.service = settings.service_name
+    _MASK.reset(settings.secret_keys)
+    BRIDGE.queue, BRIDGE.counts = queue, counts
+    _SINK.target = _binary(stream)
     shared = shared_processors(settings)
-    tail: list[Processor] = [bridge] if bridge is not None else []
+    tail: list[Processor] = [BRIDGE]
 
     renderer: Callable[..., Any]
     if console:
         console_renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         structlog.configure(
-            processors=[*shared, *tail, _drop_private, console_renderer],
+            processors=[*shared, *tail, console_renderer],
             logger_factory=structlog.PrintLoggerFactory(stream),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
@@ -115,7 +141,7 @@ def configure_logging(
     else:
         structlog.configure(
             processors=[*shared, *tail, _json_bytes],
-            logger_factory=structlog.BytesLoggerFactory(_binary(stream)),
+            logger_factory=structlog.BytesLoggerFactory(cast(BinaryIO, _SINK)),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
         )
@@ -123,7 +149,7 @@ def configure_logging(
 
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[lp.drop_meta, *tail, _drop_private, renderer],
+        processors=[lp.drop_meta, *tail, renderer],
     )
     _install_root_handler(formatter, stream, level)
 

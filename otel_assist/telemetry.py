@@ -18,9 +18,9 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import propagate
@@ -41,7 +41,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_assist import http_client, logs
 from otel_assist import metrics as catalog_module
-from otel_assist.log_export import LevelCounts, LogQueue, OtelBridge, QueueLogProcessor
+from otel_assist.log_export import LevelCounts, LogQueue, QueueLogProcessor
 from otel_assist.settings import Settings, load_settings
 
 __all__ = ["Telemetry", "configure", "current_settings"]
@@ -58,6 +58,7 @@ class Telemetry:
     log_queue: LogQueue
     level_counts: LevelCounts
     otlp_metric_exporter: _SwitchableMetricExporter | None = None
+    plumbing: Plumbing | None = None
     pid: int = field(default_factory=os.getpid)
     _shut_down: bool = False
 
@@ -135,11 +136,29 @@ def current_settings() -> Settings:
     return _last_settings or load_settings()
 
 
-def configure(service_name: str | None = None, **overrides: Any) -> Telemetry:
+@dataclass(frozen=True)
+class Plumbing:
+    """Programmatic replacements for what settings would build (tests, benchmarks)."""
+
+    log_stream: TextIO | None = None
+    log_exporter: LogRecordExporter | None = None
+    metric_readers: Sequence[MetricReader] = ()
+
+
+def configure(
+    service_name: str | None = None,
+    *,
+    log_stream: TextIO | None = None,
+    log_exporter: LogRecordExporter | None = None,
+    metric_readers: Sequence[MetricReader] = (),
+    **overrides: Any,
+) -> Telemetry:
     """Set up telemetry for this process and return its handle.
 
     ``service_name`` and ``overrides`` (any :class:`~otel_assist.settings.Settings` field)
     win over the environment. Calling it again in the same process returns the same handle.
+    ``log_stream`` (default stdout), ``log_exporter`` (default from OTEL_LOGS_EXPORTER) and
+    extra ``metric_readers`` exist for tests and benchmarks.
     Raises :class:`~otel_assist.settings.ConfigurationError` naming the variable at fault.
     """
     global _current, _last_settings
@@ -152,22 +171,24 @@ def configure(service_name: str | None = None, **overrides: Any) -> Telemetry:
         if overrides:
             settings = settings.with_overrides(overrides)
         _last_settings = settings
-        _current = _build(settings)
+        _current = _build(settings, Plumbing(log_stream, log_exporter, tuple(metric_readers)))
         _install_process_hooks()
         return _current
 
 
-def _build(settings: Settings) -> Telemetry:
+def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
     resource = _resource(settings)
     counts = LevelCounts()
+    exporter = plumbing.log_exporter or _log_exporter(settings)
     log_queue = LogQueue(
-        _log_exporter(settings) if not settings.sdk_disabled else None,
+        exporter if not settings.sdk_disabled else None,
         resource,
         max_size=settings.log_queue_size,
         batch_size=settings.log_batch_size,
         interval_s=settings.log_export_interval_ms / 1000,
     )
     readers, otlp_exporter = _metric_readers(settings)
+    readers.extend(plumbing.metric_readers)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter("otel_assist")
     catalog_module.install(catalog_module.Catalog(meter, settings.metric_attribute_limit))
@@ -176,7 +197,7 @@ def _build(settings: Settings) -> Telemetry:
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     logger_provider.add_log_record_processor(QueueLogProcessor(log_queue))
     _install_globals(meter_provider, logger_provider)
-    logs.configure_logging(settings, OtelBridge(log_queue, counts))
+    logs.configure_logging(settings, log_queue, counts, plumbing.log_stream)
     if settings.access_log:
         # The access line comes from our middleware, with route and correlation_id; uvicorn's
         # own would be a second, poorer line for the same request.
@@ -316,4 +337,7 @@ def _rebuild_after_fork() -> None:
         return
     # Shutting the parent's provider down also unregisters its Prometheus collector.
     parent.abandon()
-    _current = _build(parent.settings)
+    _current = _build(
+        parent.settings,
+        Plumbing(log_stream=parent.plumbing.log_stream if parent.plumbing else None),
+    )

@@ -1,0 +1,159 @@
+"""Where the queue envelope is defined: the JSON object every instrumented producer LPUSHes.
+
+Format, version 1 (one JSON object, UTF-8, encoded with orjson)::
+
+    {"v": 1, "id": "<32 hex>", "enqueued_at": 1764259200.123, "baggage": "correlation_id=...",
+     "type": "human", "source": "telegram", "user_id": 42, "payload": <any JSON value>}
+
+``enqueued_at`` is unix seconds (float) so the consumer can compute the wait time and
+rest_service's live view the oldest message's age without parsing dates. ``baggage`` is a
+W3C baggage header value: the same propagator that carries correlation_id over HTTP
+carries it over Redis, so a consumer's log lines show the producer's correlation_id.
+
+Anything else in a list is classified instead of trusted: valid JSON without ``v`` is a
+*legacy* message (what producers sent before this envelope existed, accepted and counted),
+undecodable bytes are *invalid_json*, an object with ``v`` but wrong field types is an
+*invalid_envelope*, and a message above the configured size is *too_large* (never parsed).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+VERSION = 1
+InvalidReason = Literal["legacy", "invalid_json", "invalid_envelope", "too_large"]
+
+_INT64 = (-(2**63), 2**63 - 1)
+_MAX_ID = 128
+_MAX_TEXT = 64
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One queue message as producers write it and consumers read it."""
+
+    id: str
+    enqueued_at: float
+    payload: Any
+    type: str = "message"
+    source: str | None = None
+    user_id: int | None = None
+    baggage: str | None = None
+    v: int = VERSION
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": self.v,
+                "id": self.id,
+                "enqueued_at": self.enqueued_at,
+                "baggage": self.baggage,
+                "type": self.type,
+                "source": self.source,
+                "user_id": self.user_id,
+                "payload": self.payload,
+            }
+        )
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+def make(
+    payload: Any,
+    *,
+    type: str = "message",
+    source: str | None = None,
+    user_id: int | None = None,
+    baggage: str | None = None,
+) -> Envelope:
+    return Envelope(
+        id=new_message_id(),
+        enqueued_at=time.time(),
+        payload=payload,
+        type=type,
+        source=source,
+        user_id=user_id,
+        baggage=baggage,
+    )
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Result of :func:`decode`: an envelope, or why there is none.
+
+    ``data`` is the parsed JSON for legacy messages (handed to the consumer as its payload)
+    and None when the bytes could not be parsed.
+    """
+
+    envelope: Envelope | None
+    reason: InvalidReason | None = None
+    data: Any = None
+
+
+def _text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
+
+
+def _opt_text(value: Any, limit: int) -> bool:
+    return value is None or _text(value, limit)
+
+
+def decode(raw: bytes | str, max_bytes: int = 0) -> Decoded:
+    """Classify and parse one list element. Never raises."""
+    if max_bytes and len(raw) > max_bytes:
+        return Decoded(None, "too_large")
+    try:
+        data = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError, UnicodeDecodeError):
+        return Decoded(None, "invalid_json")
+    if not isinstance(data, dict) or "v" not in data:
+        return Decoded(None, "legacy", data)
+    enqueued = data.get("enqueued_at")
+    user_id = data.get("user_id")
+    ok = (
+        data["v"] == VERSION
+        and not isinstance(data["v"], bool)
+        and _text(data.get("id"), _MAX_ID)
+        and isinstance(enqueued, int | float)
+        and not isinstance(enqueued, bool)
+        and enqueued > 0
+        and _opt_text(data.get("type"), _MAX_TEXT)
+        and _opt_text(data.get("source"), _MAX_TEXT)
+        and _opt_text(data.get("baggage"), 8192)
+        and (
+            user_id is None
+            or (
+                isinstance(user_id, int)
+                and not isinstance(user_id, bool)
+                and _INT64[0] <= user_id <= _INT64[1]
+            )
+        )
+    )
+    if not ok:
+        return Decoded(None, "invalid_envelope", data)
+    return Decoded(
+        Envelope(
+            id=data["id"],
+            enqueued_at=float(enqueued),  # type: ignore[arg-type]
+            payload=data.get("payload"),
+            type=data.get("type") or "message",
+            source=data.get("source"),
+            user_id=user_id,
+            baggage=data.get("baggage"),
+        )
+    )
+
+
+def enqueued_at_of(raw: bytes | str | None) -> float | None:
+    """The enqueue time of an envelope (for the oldest-message age), else None."""
+    if raw is None:
+        return None
+    decoded = decode(raw)
+    return decoded.envelope.enqueued_at if decoded.envelope else None

@@ -1,0 +1,142 @@
+"""Logging: one JSON line and exactly one OTel record per call, whichever path it came by."""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+from otel_assist.correlation import correlation_scope
+from otel_assist.testing import Capture
+
+SEED_FIELDS = {"timestamp", "level", "service", "event", "event_type", "correlation_id"}
+
+
+def test_structlog_call_gives_one_line_and_one_record(otel_capture: Capture) -> None:
+    log = structlog.get_logger()
+    with correlation_scope("req-42"):
+        log.info("user said hi", event_type="request_in", user_id=42, chars=2)
+    lines = otel_capture.json_lines()
+    assert len(lines) == 1
+    line = lines[0]
+    assert set(line) >= SEED_FIELDS
+    assert line["service"] == "test_service"
+    assert line["correlation_id"] == "req-42"
+    assert line["user_id"] == 42 and line["event_type"] == "request_in"
+    assert line["timestamp"].endswith("Z")
+    records = otel_capture.log_records()
+    assert len(records) == 1
+    rec = records[0]
+    assert rec["event"] == "user said hi"
+    assert rec["severity"] == "INFO"
+    assert rec["correlation_id"] == "req-42"
+    assert rec["user_id"] == 42 and rec["event_type"] == "request_in" and rec["chars"] == 2
+    assert rec["resource"]["service.name"] == "test_service"
+    assert "service.instance.id" in rec["resource"]
+
+
+def test_stdlib_library_logger_goes_through_same_processors(otel_capture: Capture) -> None:
+    with correlation_scope("lib-1"):
+        logging.getLogger("uvicorn.error").warning("port %d busy", 8000)
+        logging.getLogger("sqlalchemy").error("connection lost")
+    lines = otel_capture.json_lines()
+    assert [line["event"] for line in lines] == ["port 8000 busy", "connection lost"]
+    assert all(set(line) >= SEED_FIELDS for line in lines)
+    assert lines[0]["logger"] == "uvicorn.error" and lines[0]["level"] == "warning"
+    assert lines[0]["correlation_id"] == "lib-1"
+    records = otel_capture.log_records()
+    assert [r["event"] for r in records] == ["port 8000 busy", "connection lost"]
+    assert [r["severity"] for r in records] == ["WARN", "ERROR"]
+
+
+def test_secrets_masked_in_both_outputs(otel_capture: Capture) -> None:
+    log = structlog.get_logger()
+    log.info(
+        "calling api",
+        api_key="sk-live-123",
+        Authorization="Bearer abc",
+        headers={"Cookie": "session=xyz", "accept": "json"},
+        db_password="hunter2",
+        refresh_token="rt-1",
+    )
+    logging.getLogger("httpx").warning("login", extra={"secret": "s3"})
+    text = otel_capture.stream.getvalue()
+    for secret in ("sk-live-123", "Bearer abc", "session=xyz", "hunter2", "rt-1"):
+        assert secret not in text
+    rec = otel_capture.log_records(event="calling api")[0]
+    assert rec["api_key"] == "***" and rec["Authorization"] == "***"
+    assert rec["db_password"] == "***" and rec["refresh_token"] == "***"
+    assert "xyz" not in rec["headers"] and "json" in rec["headers"]
+    dumped = repr(otel_capture.log_records())
+    for secret in ("sk-live-123", "Bearer abc", "session=xyz", "hunter2", "rt-1"):
+        assert secret not in dumped
+
+
+def test_exception_attributes(otel_capture: Capture) -> None:
+    log = structlog.get_logger()
+    try:
+        {}["missing"]
+    except KeyError:
+        log.exception("lookup failed", event_type="error")
+    rec = otel_capture.log_records(event="lookup failed")[0]
+    assert rec["severity"] == "ERROR"
+    assert rec["exception.type"] == "KeyError"
+    assert "missing" in rec["exception.message"]
+    assert "Traceback" in rec["exception.stacktrace"]
+    line = otel_capture.json_lines()[0]
+    assert line["exception.type"] == "KeyError"
+
+
+def test_event_type_defaults_to_level(otel_capture: Capture) -> None:
+    structlog.get_logger().warning("disk nearly full")
+    assert otel_capture.json_lines()[0]["event_type"] == "warning"
+
+
+def test_log_records_counted_by_level(otel_capture: Capture) -> None:
+    log = structlog.get_logger()
+    log.info("a")
+    log.error("b")
+    log.error("c")
+    logging.getLogger("apscheduler").error("d")
+    assert otel_capture.metric_value("log_records", level="error") == 3
+    assert otel_capture.metric_value("log_records", level="info") == 1
+
+
+def test_odd_values_become_otel_types(otel_capture: Capture) -> None:
+    structlog.get_logger().info(
+        "odd", big=2**70, items=[1, "a"], tags=["x", "y"], obj=object(), none=None
+    )
+    rec = otel_capture.log_records(event="odd")[0]
+    assert rec["big"] == str(2**70)
+    assert rec["tags"] == ("x", "y")
+    assert isinstance(rec["items"], str) and isinstance(rec["obj"], str)
+    assert "none" not in rec
+
+
+def test_callsite_fields_when_enabled() -> None:
+    capture = Capture(log_callsite=True)
+    try:
+        structlog.get_logger().info("where am i")
+        line = capture.json_lines()[0]
+        assert line["filename"] == "test_logging.py"
+        assert line["func_name"] == "test_callsite_fields_when_enabled"
+        rec = capture.log_records(event="where am i")[0]
+        assert rec["code.filepath"] == "test_logging.py"
+        assert isinstance(rec["code.lineno"], int)
+    finally:
+        capture.close()
+
+
+def test_cached_logger_follows_reconfigure() -> None:
+    log = structlog.get_logger("cached")
+    first = Capture(service_name="one")
+    log.info("to one")
+    first.close()
+    second = Capture(service_name="two")
+    try:
+        log.info("to two")
+        assert [line["event"] for line in second.json_lines()] == ["to two"]
+        assert second.json_lines()[0]["service"] == "two"
+        assert [r["event"] for r in second.log_records()] == ["to two"]
+    finally:
+        second.close()
