@@ -84,18 +84,29 @@ class TelemetryMiddleware:
         active = cat["http.server.active_requests"].raw
         active.add(1, active_attrs)
         status = 500
+        started = False
         cid_header = (_CID_HEADER, cid.encode())
 
         async def send_with_header(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 message["headers"] = [*message.get("headers", ()), cid_header]
             await send(message)
 
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_header)
+        except Exception:
+            # Logged here, inside the request's context, so the traceback line carries its
+            # correlation_id. Once Starlette has sent the 500 the exception has nowhere
+            # useful to go: re-raising would only make uvicorn log it a second time.
+            self._logger_or_default().exception(
+                "unhandled exception", event_type="error", http_route=route_template(scope)
+            )
+            if not started:
+                raise
         finally:
             elapsed = time.perf_counter() - start
             active.add(-1, active_attrs)
@@ -111,12 +122,16 @@ class TelemetryMiddleware:
             if self.access_log:
                 self._log(method, route or scope["path"], status, elapsed)
 
-    def _log(self, method: str, route: str, status: int, elapsed: float) -> None:
+    def _logger_or_default(self) -> Any:
         if self._logger is None:
             import structlog
 
             self._logger = structlog.get_logger("otel_assist.access")
-        log = self._logger.error if status >= 500 else self._logger.info
+        return self._logger
+
+    def _log(self, method: str, route: str, status: int, elapsed: float) -> None:
+        logger = self._logger_or_default()
+        log = logger.error if status >= 500 else logger.info
         log(
             "request",
             event_type="response",

@@ -152,6 +152,7 @@ def configure_logging(
         processors=[lp.drop_meta, *tail, renderer],
     )
     _install_root_handler(formatter, stream, level)
+    _keep_uvicorn_routed()
 
 
 def _binary(stream: TextIO) -> Any:
@@ -189,14 +190,40 @@ def _install_root_handler(formatter: logging.Formatter, stream: TextIO, level: i
         root.removeHandler(other)
     root.addHandler(handler)
     root.setLevel(level)
+    _reset_library_loggers()
+    # The OpenTelemetry exporters log a warning per failed batch; the failures are
+    # counted in otel_assist_log_records_dropped_total, so keep only real errors.
+    logging.getLogger("opentelemetry").setLevel(logging.ERROR)
+
+
+def _reset_library_loggers() -> None:
     for name in LIBRARY_LOGGERS:
         lib = logging.getLogger(name)
         lib.handlers.clear()
         lib.propagate = True
         lib.setLevel(_QUIET.get(name, logging.NOTSET))
-    # The OpenTelemetry exporters log a warning per failed batch; the failures are
-    # counted in otel_assist_log_records_dropped_total, so keep only real errors.
-    logging.getLogger("opentelemetry").setLevel(logging.ERROR)
+
+
+def _keep_uvicorn_routed() -> None:
+    """uvicorn applies its own logging dictConfig when it starts, which may be *after*
+    configure() (``opentelemetry-instrument uvicorn ...``, or ``uvicorn.run()`` after
+    configure()). Re-route its loggers right after it does."""
+    try:
+        from uvicorn.config import Config
+    except ImportError:
+        return
+    original = Config.configure_logging
+    if getattr(original, "_otel_assist", False):
+        return
+
+    def configure_logging(self: Any) -> None:
+        access_level = logging.getLogger("uvicorn.access").level
+        original(self)
+        _reset_library_loggers()
+        logging.getLogger("uvicorn.access").setLevel(access_level)
+
+    configure_logging._otel_assist = True  # type: ignore[attr-defined]
+    Config.configure_logging = configure_logging  # type: ignore[method-assign]
 
 
 def get_logger(*args: Any, **initial_values: Any) -> Any:
