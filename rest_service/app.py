@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 import otel_assist
 from otel_assist.asgi import instrument_app
+from rest_service.admin import router as admin_router
 from rest_service.api import errors
 from rest_service.api.main import api_router
 from rest_service.api.routes import health
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     errors.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
+    app.include_router(admin_router)  # /admin pages (issue 7)
     app.add_middleware(errors.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_app(app)
     return app

@@ -110,7 +110,9 @@ class Grafana:
             ),
             (
                 "Error log rate by service",
-                f'sum by (job) (rate(log_records_total{{level=~"error|critical"{"," + job if job else ""}}}[5m]))',
+                "sum by (job) (rate(log_records_total{"
+                + ",".join(filter(None, ['level=~"error|critical"', job]))
+                + "}[5m]))",
             ),
             ("Queue length", "max by (queue_name) (queue_length)"),
             ("Cron job outcomes", "sum by (job_type, status) (increase(cron_jobs_total[1h]))"),

@@ -24,7 +24,7 @@ def status_class(status: str) -> str:
 
 def fmt_duration_ms(ms: float | None) -> str:
     if ms is None:
-        return "–"
+        return "-"
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
@@ -35,13 +35,13 @@ def fmt_duration_ms(ms: float | None) -> str:
 
 def fmt_age(seconds: float | None) -> str:
     if seconds is None:
-        return "–"
+        return "-"
     return fmt_duration_ms(seconds * 1000)
 
 
 def fmt_time(ts: datetime | None) -> str:
     if ts is None:
-        return "–"
+        return "-"
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -81,6 +81,7 @@ def bar_chart(title: str, counts: dict[str, int], limit: int = 8) -> BarChart:
         items = [*items[: limit - 1], ("(others)", rest)]
     top = max((n for _, n in items), default=0) or 1
     bars = [
-        Bar(label, n, round(100 * n / top, 1), i * BarChart.ROW) for i, (label, n) in enumerate(items)
+        Bar(label, n, round(100 * n / top, 1), i * BarChart.ROW)
+        for i, (label, n) in enumerate(items)
     ]
     return BarChart(title, bars, max(1, len(bars)) * BarChart.ROW)

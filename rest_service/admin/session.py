@@ -126,9 +126,16 @@ class SessionManager:
 
     # ------------------------------------------------------------------ login CSRF
 
-    def login_nonce(self, request: Request, response: Response) -> str:
+    @staticmethod
+    def login_nonce(request: Request) -> str:
         """The double-submit nonce for the login form (reused while its cookie lives)."""
-        nonce = request.cookies.get(LOGIN_NONCE_COOKIE) or secrets.token_urlsafe(24)
+        current = request.cookies.get(LOGIN_NONCE_COOKIE, "")
+        if 16 <= len(current) <= 64 and current.replace("-", "").replace("_", "").isalnum():
+            return current
+        return secrets.token_urlsafe(24)
+
+    @staticmethod
+    def set_login_nonce(request: Request, response: Response, nonce: str) -> None:
         response.set_cookie(
             LOGIN_NONCE_COOKIE,
             nonce,
@@ -138,7 +145,6 @@ class SessionManager:
             samesite="strict",
             secure=request.url.scheme == "https",
         )
-        return nonce
 
     @staticmethod
     def login_nonce_ok(request: Request, submitted: str) -> bool:
