@@ -403,7 +403,7 @@ class HistoryShipper:
                 self._post(client, kind, lines, final)
             except _Unavailable:
                 # Back at the front, already serialised, so the retry sends the same bytes.
-                buf.extendleft(reversed(lines))  # type: ignore[arg-type]
+                buf.extendleft(reversed(lines))
                 raise
 
     def _wire(self, kind: Kind, event: dict[str, Any] | bytes) -> bytes:

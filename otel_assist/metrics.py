@@ -194,6 +194,13 @@ CATALOG: tuple[Spec, ...] = (
         },
     ),
     Spec(
+        "queue_errors",
+        "counter",
+        "{error}",
+        "Failed queue pushes and pops (the Redis error still reaches the caller).",
+        {"queue_name": None, "direction": frozenset({"push", "pop"}), "error_type": None},
+    ),
+    Spec(
         "db.client.operation.duration",
         "histogram",
         "s",

@@ -122,7 +122,7 @@ def _wrap_pipeline(client: Any) -> None:
 
     def pipeline(*args: Any, **kwargs: Any) -> Any:
         pipe = make(*args, **kwargs)
-        name = "MULTI" if getattr(pipe, "transaction", False) else "PIPELINE"
+        name = "MULTI" if getattr(pipe, "is_transaction", False) is True else "PIPELINE"
         execute = pipe.execute
         if inspect.iscoroutinefunction(execute):
 
