@@ -24,6 +24,7 @@ from rest_service.schemas import ErrorBody
 log = structlog.get_logger("rest_service.errors")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Body is not decodable (e.g. not UTF-8 JSON)"},
     401: {"model": ErrorBody, "description": "Missing or invalid bearer token"},
     403: {"model": ErrorBody, "description": "Token lacks the scope"},
     404: {"model": ErrorBody, "description": "Not found"},

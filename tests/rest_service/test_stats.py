@@ -198,8 +198,8 @@ async def test_rollups_equal_raw_rows(svc: Running) -> None:
         raw = (
             await s.execute(
                 text(
-                    "SELECT job_type, status, count(*), count(duration_ms), coalesce(sum(duration_ms),0)"
-                    " FROM job_executions GROUP BY 1, 2"
+                    "SELECT job_type, status, count(*), count(duration_ms),"
+                    " coalesce(sum(duration_ms), 0) FROM job_executions GROUP BY 1, 2"
                 )
             )
         ).all()

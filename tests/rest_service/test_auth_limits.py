@@ -1,0 +1,247 @@
+"""Auth, limits and hand-written bad input: always a clear 4xx, never a 500."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from rest_service.app import create_app
+from rest_service.core.config import Settings
+from tests.rest_service.conftest import (
+    API,
+    INGEST_TOKEN,
+    READ_TOKEN,
+    TOKEN,
+    Running,
+    auth,
+    make_settings,
+    start,
+)
+
+JOBS = f"{API}/job-executions"
+BATCH = f"{API}/queue-stats/messages/batch"
+
+
+def qev(**extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "queue_name": "to_secretary",
+        "direction": "push",
+        **extra,
+    }
+
+
+async def test_requests_without_valid_token_get_401_with_challenge(svc: Running) -> None:
+    c = svc.client
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ):
+        r = await c.get(JOBS, headers=headers)
+        assert r.status_code == 401, headers
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        assert TOKEN not in r.text
+    r = await c.post(BATCH, json={"events": [qev()]}, headers={"Authorization": ""})
+    assert r.status_code == 401
+    # health, ready and metrics stay open
+    for path in ("/health", "/ready", "/metrics"):
+        assert (await c.get(path, headers={"Authorization": ""})).status_code == 200, path
+
+
+async def test_read_and_ingest_scopes(svc: Running) -> None:
+    c = svc.client
+    r = await c.post(BATCH, json={"events": [qev()]}, headers=auth(READ_TOKEN))
+    assert r.status_code == 403 and "ingest" in r.json()["detail"]
+    assert (await c.get(JOBS, headers=auth(READ_TOKEN))).status_code == 200
+    r = await c.post(BATCH, json={"events": [qev()]}, headers=auth(INGEST_TOKEN))
+    assert r.status_code == 200
+    assert (await c.get(JOBS, headers=auth(INGEST_TOKEN))).status_code == 403
+
+
+def test_refuses_to_start_without_token_unless_dev_mode(sqlite_url: str) -> None:
+    with pytest.raises(RuntimeError, match="REST_SERVICE_TOKEN"):
+        create_app(Settings(database_url=sqlite_url), telemetry=False)
+    with pytest.raises(RuntimeError):
+        create_app(Settings(database_url=sqlite_url, rest_service_token=""), telemetry=False)
+    create_app(Settings(database_url=sqlite_url, rest_service_dev_mode=True), telemetry=False)
+
+
+def test_settings_never_show_secrets() -> None:
+    s = Settings(rest_service_token="super-secret-value-1")
+    assert "super-secret-value-1" not in repr(s) and "super-secret-value-1" not in str(s)
+
+
+async def test_dev_mode_without_token_serves_openly(sqlite_url: str, otel_capture: Any) -> None:
+    settings = make_settings(
+        sqlite_url,
+        rest_service_token=None,
+        rest_service_read_token=None,
+        rest_service_ingest_token=None,
+        rest_service_dev_mode=True,
+    )
+    async for svc in start(settings):
+        assert (await svc.client.get(JOBS, headers={"Authorization": ""})).status_code == 200
+
+
+async def test_oversized_body_and_batch(sqlite_url: str, otel_capture: Any) -> None:
+    settings = make_settings(sqlite_url, max_body_bytes=64 * 1024, max_batch_events=10)
+    async for svc in start(settings):
+        c = svc.client
+        r = await c.post(
+            BATCH,
+            content=b'{"events": [' + b" " * 70_000 + b"]}",
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 413 and "MAX_BODY_BYTES" in r.json()["detail"]
+
+        async def chunks():  # no Content-Length: counted while streaming
+            for _ in range(20):
+                yield b" " * 8192
+
+        r = await c.post(BATCH, content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        r = await c.post(BATCH, json={"events": [qev() for _ in range(11)]})
+        assert r.status_code == 413 and "limit is 10" in r.json()["detail"]
+        r = await c.post(BATCH, json={"events": [qev() for _ in range(10)]})
+        assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        ("get", f"{JOBS}/not-a-uuid", {}, "execution_id"),
+        ("post", f"{JOBS}/123/start", {}, "execution_id"),
+        ("get", f"{API}/memories/{'9' * 30}", {}, "memory_id"),
+        ("get", JOBS, {"params": {"limit": -1}}, "limit"),
+        ("get", JOBS, {"params": {"limit": 0}}, "limit"),
+        ("get", JOBS, {"params": {"limit": 10**30}}, "limit"),
+        ("get", JOBS, {"params": {"offset": -5}}, "offset"),
+        ("get", JOBS, {"params": {"hours": 169}}, "hours"),
+        ("get", JOBS, {"params": {"hours": "abc"}}, "hours"),
+        ("get", JOBS, {"params": {"status": "exploded"}}, "status"),
+        ("get", JOBS, {"params": {"user_id": 2**64}}, "user_id"),
+        ("get", JOBS, {"params": {"job_type": "a\x00b"}}, "job_type"),
+        ("get", f"{API}/queue-stats/messages", {"params": {"direction": "sideways"}}, "direction"),
+        ("get", f"{API}/memories/user/{2**70}", {}, "user_id"),
+        ("post", BATCH, {"json": {"events": [qev(direction="sideways")]}}, "direction"),
+        ("post", BATCH, {"json": {"events": [qev(user_id=2**63)]}}, "user_id"),
+        ("post", BATCH, {"json": {"events": [qev(queue_name="")]}}, "queue_name"),
+        ("post", BATCH, {"json": {"events": [qev(queue_name="q\x00")]}}, "queue_name"),
+        ("post", BATCH, {"json": {"events": [qev(enqueued_at="yesterday")]}}, "enqueued_at"),
+        ("post", BATCH, {"json": {"events": [{"queue_name": "q", "direction": "push"}]}}, "events"),
+        ("post", BATCH, {"json": {"events": "nope"}}, "events"),
+        (
+            "post",
+            f"{JOBS}/events",
+            {
+                "json": {
+                    "events": [
+                        {
+                            "event_id": "e",
+                            "run_id": "r",
+                            "job_id": "j",
+                            "job_type": "t",
+                            "kind": "exploded",
+                            "at": "2026-01-01T00:00:00Z",
+                        }
+                    ]
+                }
+            },
+            "kind",
+        ),
+        (
+            "post",
+            f"{JOBS}/events",
+            {
+                "json": {
+                    "events": [
+                        {
+                            "event_id": "e",
+                            "run_id": "r",
+                            "job_id": "j",
+                            "job_type": "t",
+                            "kind": "started",
+                            "at": "2026-01-01T00:00:00Z",
+                            "duration_ms": -1,
+                        }
+                    ]
+                }
+            },
+            "duration_ms",
+        ),
+        ("post", f"{API}/memories", {"json": {"user_id": 1, "content": ""}}, "content"),
+    ],
+)
+async def test_bad_input_is_422_naming_the_field(
+    svc: Running, method: str, path: str, kwargs: dict[str, Any], field: str
+) -> None:
+    r = await getattr(svc.client, method)(path, **kwargs)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert any(field in [str(p) for p in d["loc"]] for d in detail), detail
+
+
+async def test_non_utf8_and_malformed_bodies(svc: Running) -> None:
+    c = svc.client
+    h = {"content-type": "application/json"}
+    for body in (
+        b'{"events": [{"queue_name": "\xff\xfe", "direction": "push"}]}',
+        b"\x80\x81\x82",
+        b"{",
+        b"",
+        b"null",
+        b"[]",
+    ):
+        r = await c.post(BATCH, content=body, headers=h)
+        # FastAPI answers undecodable bytes with 400 "error parsing the body"
+        assert r.status_code in (400, 422), (body, r.status_code, r.text)
+        assert r.json()["detail"]
+    r = await c.post(BATCH, content=b"events=1", headers={"content-type": "text/plain"})
+    assert r.status_code == 422
+    # a lone surrogate escape in JSON never reaches the database as broken text
+    r = await c.post(
+        BATCH,
+        content=b'{"events": [{"event_id": "s1", "queue_name": "q\\ud800", "direction": "push"}]}',
+        headers=h,
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "queue_name"
+    # undecodable percent-escapes in a query become replacement characters: no match
+    r = await c.get(f"{API}/queue-stats/messages?queue_name=%FF%FE")
+    assert r.status_code == 200 and r.json() == []
+
+
+async def test_sql_looking_filters_are_plain_values(svc: Running) -> None:
+    c = svc.client
+    nasty = ["' OR '1'='1", "x; DROP TABLE job_executions; --", "%", "_", "\\", '" OR 1=1']
+    for value in nasty:
+        for path, name in (
+            (JOBS, "job_type"),
+            (JOBS, "correlation_id"),
+            (f"{API}/queue-stats/messages", "queue_name"),
+        ):
+            r = await c.get(path, params={name: value})
+            assert r.status_code == 200 and r.json() == [], (path, value)
+    r = await c.post(BATCH, json={"events": [qev(queue_name=nasty[1], source="'; --")]})
+    assert r.status_code == 200
+    got = (await c.get(f"{API}/queue-stats/messages", params={"queue_name": nasty[1]})).json()
+    assert len(got) == 1 and got[0]["source"] == "'; --"
+    assert (await c.get(JOBS)).status_code == 200  # the table is still there
+
+
+async def test_out_of_range_times_are_4xx(svc: Running) -> None:
+    ev = {
+        "event_id": "e",
+        "run_id": "r",
+        "job_id": "j",
+        "job_type": "t",
+        "kind": "started",
+        "at": "0001-01-01T00:00:00Z",
+    }
+    r = await svc.client.post(f"{JOBS}/events", json={"events": [ev]})
+    assert r.status_code == 200, r.text  # year 1 is a valid (if odd) timestamp
+    r = await svc.client.post(f"{JOBS}/events", json={"events": [{**ev, "at": 1e20}]})
+    assert r.status_code == 422

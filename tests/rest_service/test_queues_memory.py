@@ -1,0 +1,204 @@
+"""Queue history ingest/listing, live Redis state, and user memory CRUD."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from tests import servers
+from tests.rest_service.conftest import API, Running, make_settings, start
+
+Q = f"{API}/queue-stats"
+
+
+def qev(i: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"e{i}",
+        "message_id": f"m{i}",
+        "queue_name": "to_secretary",
+        "direction": "push",
+        "message_type": "human",
+        "source": "telegram",
+        "user_id": 42,
+        "correlation_id": f"c{i % 3}",
+        "payload": {"text": f"hi {i}"},
+        **extra,
+    }
+
+
+async def test_single_and_batch_ingest_are_idempotent(svc: Running) -> None:
+    c = svc.client
+    r = await c.post(f"{Q}/messages", json=qev(1))
+    assert r.status_code == 201 and r.json()["inserted"] == 1
+    r = await c.post(f"{Q}/messages", json=qev(1))
+    assert r.json() == {"received": 1, "inserted": 0, "duplicates": 1}
+    # without event_id the key is message_id:direction, so push and pop are two rows
+    no_id = [{k: v for k, v in qev(i).items() if k != "event_id"} for i in range(2, 6)]
+    pops = [{**e, "direction": "pop"} for e in no_id]
+    r = await c.post(f"{Q}/messages/batch", json={"events": no_id + pops + no_id})
+    assert r.json() == {"received": 12, "inserted": 8, "duplicates": 4}
+    rows = (await c.get(f"{Q}/messages", params={"limit": 100})).json()
+    assert len(rows) == 9
+    assert orjson.loads(rows[0]["payload"])["text"].startswith("hi ")
+    only = (await c.get(f"{Q}/messages", params={"message_id": "m3"})).json()
+    assert sorted(x["direction"] for x in only) == ["pop", "push"]
+    corr = (await c.get(f"{Q}/messages", params={"correlation_id": "c1"})).json()
+    assert {x["message_id"] for x in corr} == {"m1", "m4"}
+
+
+async def test_message_times_and_filters(svc: Running) -> None:
+    c = svc.client
+    old = datetime.now(UTC) - timedelta(hours=30)
+    await c.post(
+        f"{Q}/messages/batch",
+        json={
+            "events": [
+                qev(1, enqueued_at=old.isoformat()),
+                qev(2, queue_name="to_telegram", user_id=7),
+                qev(
+                    3,
+                    direction="pop",
+                    dequeued_at=datetime.now(UTC).isoformat(),
+                    enqueued_at=(datetime.now(UTC) - timedelta(seconds=3)).isoformat(),
+                ),
+            ]
+        },
+    )
+    day = (await c.get(f"{Q}/messages")).json()
+    assert {x["event_id"] for x in day} == {"e2", "e3"}
+    week = (await c.get(f"{Q}/messages", params={"hours": 48})).json()
+    assert [x["event_id"] for x in week][-1] == "e1"
+    assert datetime.fromisoformat(week[-1]["created_at"]) == old
+    assert [
+        x["event_id"]
+        for x in (
+            await c.get(f"{Q}/messages", params={"queue_name": "to_telegram", "user_id": 7})
+        ).json()
+    ] == ["e2"]
+    assert (await c.get(f"{Q}/messages", params={"direction": "pop"})).json()[0]["event_id"] == "e3"
+
+
+async def test_payload_over_limit_is_truncated_with_marker(svc: Running) -> None:
+    big = "x" * (1024 * 1024)  # a 1 MB payload field
+    r = await svc.client.post(f"{Q}/messages", json=qev(9, payload={"blob": big}))
+    assert r.status_code == 201, r.text
+    row = (await svc.client.get(f"{Q}/messages")).json()[0]
+    assert row["payload_truncated"] is True
+    assert row["payload"].endswith("bytes]") and "…[truncated " in row["payload"]
+    assert len(row["payload"].encode()) < 64 * 1024 + 100
+
+
+@pytest.fixture
+async def redis_client(redis_server: servers.Redis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    names = ["to_secretary", "to_telegram", "to_calendar"]
+    await client.delete(*names)
+    yield client
+    await client.delete(*names)
+    await client.aclose()
+
+
+async def test_current_reads_live_redis(
+    sqlite_url: str, redis_server: servers.Redis, redis_client: aioredis.Redis, otel_capture: Any
+) -> None:
+    def envelope(age: float) -> bytes:
+        return orjson.dumps(
+            {
+                "v": 1,
+                "id": uuid.uuid4().hex,
+                "enqueued_at": time.time() - age,
+                "baggage": "correlation_id=abc",
+                "type": "human",
+                "source": "telegram",
+                "user_id": 1,
+                "payload": {"t": "x"},
+            }
+        )
+
+    # producers LPUSH: the first pushed (oldest) ends up at index -1
+    await redis_client.lpush("to_secretary", envelope(120.0))
+    await redis_client.lpush("to_secretary", envelope(5.0))
+    await redis_client.lpush("to_secretary", envelope(1.0))
+    await redis_client.lpush("to_telegram", b"legacy plain text message")
+    await redis_client.lpush("to_telegram", envelope(3.0))
+    settings = make_settings(sqlite_url, redis_url=redis_server.url)
+    async for svc in start(settings):
+        # a queue seen only in the data is listed too
+        await svc.client.post(f"{Q}/messages", json=qev(1, queue_name="to_calendar"))
+        r = await svc.client.get(f"{Q}/current")
+        assert r.status_code == 200, r.text
+        cur = {x["queue_name"]: x for x in r.json()}
+        assert cur["to_secretary"]["length"] == 3
+        assert cur["to_secretary"]["oldest_message_age_seconds"] == pytest.approx(120, abs=5)
+        assert cur["to_telegram"]["length"] == 2
+        assert cur["to_telegram"]["oldest_message_age_seconds"] is None
+        assert cur["to_telegram"]["oldest_is_legacy"] is True
+        assert cur["to_calendar"] == {
+            "queue_name": "to_calendar",
+            "length": 0,
+            "oldest_message_age_seconds": None,
+            "oldest_is_legacy": False,
+        }
+
+
+async def test_current_is_503_when_redis_is_unreachable(sqlite_url: str, otel_capture: Any) -> None:
+    settings = make_settings(sqlite_url, redis_url=f"redis://127.0.0.1:{servers.free_port()}/0")
+    async for svc in start(settings):
+        r = await svc.client.get(f"{Q}/current")
+        assert r.status_code == 503
+        assert "Redis is unreachable" in r.json()["detail"]
+        assert r.headers["retry-after"]
+
+
+def _memory_ops(svc: Running, operation: str, status: str = "success") -> float:
+    return float(svc.capture.metric_value("memory_operations", operation=operation, status=status))
+
+
+async def test_memory_crud_search_sort_and_metrics(svc: Running) -> None:
+    c = svc.client
+    ids = []
+    for text in ["Likes green TEA", "Lives in Berlin", "100% sure about _this_", "tea at 5"]:
+        r = await c.post(f"{API}/memories", json={"user_id": 5, "content": text, "source": "chat"})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    await c.post(f"{API}/memories", json={"user_id": 6, "content": "tea elsewhere"})
+    newest = (await c.get(f"{API}/memories/user/5")).json()
+    assert [m["id"] for m in newest] == ids[::-1]
+    oldest = (await c.get(f"{API}/memories/user/5", params={"sort": "oldest"})).json()
+    assert [m["id"] for m in oldest] == ids
+    tea = (await c.get(f"{API}/memories/user/5", params={"q": "tea"})).json()
+    assert {m["content"] for m in tea} == {"Likes green TEA", "tea at 5"}
+    # LIKE wildcards and SQL in the search are taken literally
+    assert [
+        m["content"] for m in (await c.get(f"{API}/memories/user/5", params={"q": "100%"})).json()
+    ] == ["100% sure about _this_"]
+    assert (await c.get(f"{API}/memories/user/5", params={"q": "_"})).json()[0]["content"] == (
+        "100% sure about _this_"
+    )
+    assert (
+        await c.get(
+            f"{API}/memories/user/5", params={"q": "' OR 1=1; DROP TABLE user_memories; --"}
+        )
+    ).json() == []
+    page = (await c.get(f"{API}/memories/user/5", params={"limit": 2, "offset": 2})).json()
+    assert [m["id"] for m in page] == ids[::-1][2:]
+    got = await c.get(f"{API}/memories/{ids[0]}")
+    assert got.status_code == 200 and got.json()["source"] == "chat"
+    r = await c.delete(f"{API}/memories/{ids[0]}")
+    assert r.status_code == 204 and r.content == b""
+    assert (await c.get(f"{API}/memories/{ids[0]}")).status_code == 404
+    r = await c.delete(f"{API}/memories/{ids[0]}")
+    assert r.status_code == 404
+    assert _memory_ops(svc, "save") == 5
+    assert _memory_ops(svc, "delete") == 1
+    assert _memory_ops(svc, "delete", "error") == 1
+    assert _memory_ops(svc, "search") == 4
+    assert _memory_ops(svc, "retrieve") == 4  # two sorts, one page, one get
+    assert _memory_ops(svc, "retrieve", "error") == 1  # the get after delete
