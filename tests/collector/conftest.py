@@ -16,6 +16,7 @@ import contextlib
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -93,6 +94,7 @@ class LokiStandIn:
         self.rejected_while_down = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
         self._thread: threading.Thread | None = None
 
     @property
@@ -106,8 +108,22 @@ class LokiStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                with stand_in._lock:
+                    stand_in._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with stand_in._lock:
+                    stand_in._connections.discard(self.connection)
+                with contextlib.suppress(OSError):
+                    super().finish()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if stand_in._server is None:  # down: drop the connection, answer nothing
+                    self.close_connection = True
+                    return
                 if self.path != stand_in.path:
                     self._reply(404, b"not found", "text/plain")
                     return
@@ -139,11 +155,18 @@ class LokiStandIn:
         return self
 
     def stop(self) -> None:
-        """Outage: the port stops listening (connection refused), like a Loki that is down."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        """Outage: the port stops listening (connection refused), like a Loki that is down.
+
+        Kept-alive connections are cut too, so nothing slips through them."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def _keep(self, request: ExportLogsServiceRequest) -> None:
         received = []
@@ -193,8 +216,9 @@ class Collector:
     def otlp_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.otlp_http_port}"
 
-    def own_metrics(self) -> dict[str, float]:
-        """The Collector's internal metrics, summed by name (straight from :8888)."""
+    def own_metrics(self, label_filter: str = "") -> dict[str, float]:
+        """The Collector's internal metrics straight from its :8888 endpoint, summed by name
+        over the series whose label text contains ``label_filter`` (e.g. 'data_type="logs"')."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
@@ -203,6 +227,8 @@ class Collector:
             if not line or line.startswith("#"):
                 continue
             name_labels, _, value = line.rpartition(" ")
+            if label_filter not in name_labels:
+                continue
             name = name_labels.split("{", 1)[0]
             totals[name] = totals.get(name, 0.0) + float(value)
         return totals
