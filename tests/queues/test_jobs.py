@@ -1,0 +1,197 @@
+"""Job tracking with real short-interval APScheduler 3.x schedulers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from otel_assist.correlation import get_correlation_id
+from otel_assist.history import HistorySettings, HistoryShipper
+from otel_assist.jobs import JobTracker, default_tracker, track_scheduler, tracked_job
+from tests.queues.conftest import MetricView
+
+NO_HISTORY = HistoryShipper(HistorySettings())
+
+
+def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+@pytest.fixture
+def scheduler() -> Iterator[BackgroundScheduler]:
+    s = BackgroundScheduler(executors={"default": ThreadPoolExecutor(4)})
+    yield s
+    if s.running:
+        s.shutdown(wait=False)
+
+
+def track(s: object, **kw: object) -> JobTracker:
+    kw.setdefault("grace", 0.3)
+    kw.setdefault("sweep_interval", 0.05)
+    return track_scheduler(s, shipper=NO_HISTORY, **kw)  # type: ignore[arg-type]
+
+
+def test_each_run_has_its_own_correlation_id_and_is_counted(
+    scheduler: BackgroundScheduler, metric_view: MetricView
+) -> None:
+    seen: list[str | None] = []
+    tracker = track(scheduler)
+    scheduler.add_job(lambda: seen.append(get_correlation_id()), "interval", seconds=0.1,
+                      id="report_1")  # fmt: skip
+    scheduler.start()
+    until(lambda: len(seen) >= 3, what="three runs")
+    scheduler.shutdown(wait=True)
+    assert tracker.wait_idle()
+    assert all(seen) and len(set(seen)) == len(seen)
+    runs = len(seen)
+    assert metric_view.value("cron_jobs", job_type="report", status="completed") == runs
+    count, *_ = metric_view.histogram("cron_job_duration", job_type="report")
+    assert count == runs
+    assert get_correlation_id() is None  # nothing leaked into this thread
+
+
+def test_consecutive_failures_rise_and_reset(
+    scheduler: BackgroundScheduler, metric_view: MetricView
+) -> None:
+    calls = {"n": 0}
+
+    def flaky() -> None:
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise ValueError(f"failure {calls['n']}")
+
+    tracker = track(scheduler)
+    scheduler.add_job(flaky, "interval", seconds=0.15, id="sync_calendar")
+    scheduler.start()
+    gauge = lambda: metric_view.value("cron_job_consecutive_failures", job_type="sync_calendar")  # noqa: E731
+    until(lambda: gauge() == 3, what="three failures in a row")
+    until(lambda: calls["n"] >= 4 and tracker.wait_idle() and gauge() == 0, what="reset")
+    scheduler.shutdown(wait=True)
+    assert metric_view.value("cron_jobs", job_type="sync_calendar", status="failed") == 3
+    assert tracker.consecutive["sync_calendar"] == 0
+
+
+def test_stuck_run_is_reported_once_then_completes(
+    scheduler: BackgroundScheduler, metric_view: MetricView
+) -> None:
+    release = threading.Event()
+    tracker = track(scheduler, max_runtime={"extract": 0.2})
+    scheduler.add_job(lambda: release.wait(5), id="extract_7")
+    scheduler.start()
+    over = lambda: metric_view.value("cron_jobs_running_over_max_runtime", job_type="extract")  # noqa: E731
+    until(lambda: over() == 1, what="stuck gauge")
+    time.sleep(0.3)  # more sweeps: still reported once
+    assert metric_view.value("cron_jobs", job_type="extract", status="timed_out") == 1
+    release.set()
+    until(lambda: tracker.wait_idle() and over() == 0, what="gauge back to 0 after it finished")
+    assert metric_view.value("cron_jobs", job_type="extract", status="completed") == 1
+    scheduler.shutdown(wait=True)
+
+
+def test_overlap_is_counted_as_skipped(
+    scheduler: BackgroundScheduler, metric_view: MetricView
+) -> None:
+    tracker = track(scheduler)
+    scheduler.add_job(lambda: time.sleep(0.7), "interval", seconds=0.1, id="digest",
+                      max_instances=1)  # fmt: skip
+    scheduler.start()
+    until(lambda: metric_view.value("cron_jobs", job_type="digest", status="skipped") >= 3,
+          what="skipped runs")  # fmt: skip
+    scheduler.shutdown(wait=True)
+    assert tracker.wait_idle()
+    assert metric_view.value("cron_jobs", job_type="digest", status="missed") == 0
+
+
+def test_missed_while_the_scheduler_is_paused(
+    scheduler: BackgroundScheduler, metric_view: MetricView
+) -> None:
+    ran: list[float] = []
+    tracker = track(scheduler)
+    scheduler.add_job(lambda: ran.append(time.time()), "interval", seconds=0.2,
+                      id="reminder_42")  # fmt: skip
+    scheduler.start()
+    until(lambda: len(ran) >= 1, what="first run")
+    scheduler.pause()
+    time.sleep(1.5)
+    missed = metric_view.value("cron_jobs", job_type="reminder", status="missed")
+    # Due every 0.2 s; with 0.3 s grace about (1.5 - 0.3) / 0.2 = 6 runs count as missed.
+    assert 3 <= missed <= 8, missed
+    scheduler.resume()
+    time.sleep(0.5)
+    scheduler.shutdown(wait=True)
+    assert tracker.wait_idle()
+    total = metric_view.value("cron_jobs", job_type="reminder", status="missed")
+    assert total == len(tracker._reported_missed)  # each due time reported once
+
+
+def test_submitted_but_never_started_is_missed_once(metric_view: MetricView) -> None:
+    """One worker thread, busy: the victim's runs are submitted but cannot start. APScheduler
+    later reports its own misfires for the same due times; they are not counted twice."""
+    s = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)})
+    release = threading.Event()
+    tracker = track(s)
+    s.add_job(lambda: release.wait(5), id="blocker")
+    s.add_job(lambda: None, "interval", seconds=0.25, id="victim", misfire_grace_time=1,
+              max_instances=20)  # fmt: skip
+    s.start()
+    try:
+        until(lambda: metric_view.value("cron_jobs", job_type="victim", status="missed") >= 2,
+              what="victim runs missed")  # fmt: skip
+        time.sleep(1.5)
+        release.set()
+        time.sleep(0.8)
+    finally:
+        s.shutdown(wait=True)
+    assert tracker.wait_idle()
+    missed = metric_view.value("cron_jobs", job_type="victim", status="missed")
+    assert missed == len([k for k in tracker._reported_missed if k[0] == "victim"])
+
+
+async def test_async_jobs_on_an_asyncio_scheduler(metric_view: MetricView) -> None:
+    seen: list[str | None] = []
+
+    async def job() -> None:
+        await asyncio.sleep(0.01)
+        seen.append(get_correlation_id())
+
+    s = AsyncIOScheduler()
+    tracker = track(s)
+    s.add_job(job, "interval", seconds=0.1, id="async_job")
+    s.start()
+    deadline = time.monotonic() + 10
+    while len(seen) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    s.shutdown(wait=False)
+    assert len(seen) >= 3 and all(seen) and len(set(seen)) == len(seen)
+    assert await asyncio.to_thread(tracker.wait_idle)
+    assert metric_view.value("cron_jobs", job_type="async_job", status="completed") == len(seen)
+
+
+async def test_decorator_without_a_scheduler(metric_view: MetricView) -> None:
+    @tracked_job(job_type="cleanup", max_runtime=60)
+    def cleanup(x: int) -> int:
+        return x + 1
+
+    @tracked_job(job_type="cleanup")
+    async def cleanup_async() -> str | None:
+        return get_correlation_id()
+
+    assert cleanup(1) == 2
+    assert await cleanup_async()
+    with pytest.raises(ZeroDivisionError):
+        tracked_job(job_type="cleanup")(lambda: 1 / 0)()
+    assert await asyncio.to_thread(default_tracker().wait_idle)
+    assert metric_view.value("cron_jobs", job_type="cleanup", status="completed") == 2
+    assert metric_view.value("cron_jobs", job_type="cleanup", status="failed") == 1
