@@ -12,6 +12,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.collector.conftest import CONFIG, Stack, poll
@@ -53,6 +54,7 @@ CONTRACT_METRICS = {
 NEVER_LABELS = {"user_id", "correlation_id", "seq", "digest"}
 
 
+@pytest.mark.timeout(900)  # may include the first (cold) Collector build
 def test_collector_validate_accepts_the_config(collector_binary: Path, tmp_path: Path) -> None:
     ok = subprocess.run(
         [str(collector_binary), "validate", f"--config={CONFIG}"],
