@@ -1,0 +1,259 @@
+"""Wires the demo together, runs it, and shuts it down cleanly.
+
+Embedded defaults, each replaced by the real thing when its variable is set:
+
+* Redis: a fakeredis TCP server (``embedded_redis``) unless ``REDIS_URL``;
+* history database: rest_service's SQLite file under ``.otel-assist/`` unless
+  ``DATABASE_URL`` (Postgres);
+* telemetry export: metrics on ``/metrics`` and log lines in ``.otel-assist/demo.log``;
+  with ``OTEL_EXPORTER_OTLP_ENDPOINT`` logs and metrics also go to the Collector.
+
+Shutdown order matters for "Ctrl-C flushes history": stop producing, stop consumers and
+the scheduler, flush the history shipper into rest_service while it still runs, then stop
+rest_service, telemetry and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import redis.asyncio as aioredis
+
+import otel_assist
+from otel_assist import redis_metrics
+from otel_assist.demo import assistant, cron, summary, telegram_bot, telegram_sender
+from otel_assist.demo.embedded_redis import EmbeddedRedis
+from otel_assist.demo.rest_server import RestServer
+from otel_assist.demo.synthetic import make_users
+from otel_assist.demo.world import QUEUES, World
+from otel_assist.history import HistorySettings, HistoryShipper, set_default_shipper
+from otel_assist.logs import get_logger
+
+SERVICE_NAME = "otel-assist-demo"
+log = get_logger("otel_assist.demo", component="runner")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float = 0.0  # 0: until Ctrl-C
+    rate: float = 2.0
+    seed: int | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 3
+    state_dir: Path = Path(".otel-assist")
+    log_file: Path | None = None
+    refresh_s: float = 1.0
+
+
+@dataclass
+class Resolved:
+    """What the demo ended up using, for the banner."""
+
+    token: str
+    token_generated: bool
+    redis_url: str
+    embedded_redis: EmbeddedRedis | None
+    database_url: str | None
+    otlp_endpoint: str | None
+    log_path: Path
+    seed: int
+
+
+def resolve(options: DemoOptions) -> Resolved:
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    token = os.environ.get("REST_SERVICE_TOKEN", "")
+    generated = not token
+    if generated:
+        token = secrets.token_urlsafe(18)
+    redis_url = os.environ.get("REDIS_URL", "")
+    embedded = None
+    if not redis_url:
+        embedded = EmbeddedRedis().start()
+        redis_url = embedded.url
+    seed = options.seed if options.seed is not None else secrets.randbelow(1_000_000)
+    return Resolved(
+        token=token,
+        token_generated=generated,
+        redis_url=redis_url,
+        embedded_redis=embedded,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        log_path=options.log_file or options.state_dir / "demo.log",
+        seed=seed,
+    )
+
+
+def configure_telemetry(res: Resolved, log_stream: TextIO) -> otel_assist.Telemetry:
+    """Logs to the log file (JSON) and, with a Collector, over OTLP; metrics on /metrics."""
+    overrides: dict[str, Any] = {"log_format": "json"}
+    if res.otlp_endpoint:
+        if not os.environ.get("OTEL_METRICS_EXPORTER"):
+            overrides["metrics_exporters"] = ("prometheus", "otlp")
+        if not os.environ.get("OTEL_METRIC_EXPORT_INTERVAL"):
+            overrides["metric_export_interval_ms"] = 10_000
+    elif not os.environ.get("OTEL_LOGS_EXPORTER"):
+        # No Collector to send to: keep the lines in the file instead of counting failures.
+        overrides["logs_exporters"] = ("none",)
+    return otel_assist.configure(SERVICE_NAME, log_stream=log_stream, **overrides)
+
+
+def banner(options: DemoOptions, res: Resolved, base: str) -> str:
+    from rest_service.core.db import safe_url
+
+    if res.token_generated:
+        token = f"{res.token}   (generated for this run; set REST_SERVICE_TOKEN to choose one)"
+    else:
+        token = "the value of REST_SERVICE_TOKEN"  # noqa: S105 - a hint, not a secret
+    redis = (
+        f"embedded fakeredis TCP server at {res.redis_url} (set REDIS_URL for a real Redis)"
+        if res.embedded_redis
+        else f"{safe_url(res.redis_url)} (REDIS_URL)"
+    )
+    db = (
+        f"{safe_url(res.database_url)} (DATABASE_URL)"
+        if res.database_url
+        else f"SQLite {options.state_dir / 'rest_service.sqlite3'} (set DATABASE_URL for Postgres)"
+    )
+    export = (
+        f"OTLP to {res.otlp_endpoint} and {res.log_path}"
+        if res.otlp_endpoint
+        else f"log lines in {res.log_path} (JSON); set OTEL_EXPORTER_OTLP_ENDPOINT for a Collector"
+    )
+    length = f"{options.duration_s:g} s" if options.duration_s else "until Ctrl-C"
+    return "\n".join(
+        [
+            "otel-assist demo: a simulated assistant (telegram bot -> to_secretary -> assistant"
+            " -> to_telegram -> sender, plus cron)",
+            "",
+            f"  Admin pages  {base}/admin      log in with the token below",
+            f"  API docs     {base}/docs",
+            f"  Metrics      {base}/metrics",
+            f"  Token        {token}",
+            f"  Redis        {redis}",
+            f"  History DB   {db}",
+            f"  Telemetry    {export}",
+            f"  Workload     {options.rate:g} messages/s, seed {res.seed}, {length}",
+            "",
+        ]
+    )
+
+
+async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    res = resolve(options)
+    res.log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_stream = res.log_path.open("a", encoding="utf-8", buffering=1)
+    telemetry = configure_telemetry(res, log_stream)
+    server = RestServer(options.host, options.port, res.token, res.database_url, res.redis_url)
+    shipper = HistoryShipper(
+        dataclasses.replace(
+            HistorySettings.from_env(),
+            url=f"{server.base_url}/api/v1",
+            token=res.token,
+            flush_interval_s=0.5,
+            spool_dir=str(options.state_dir / "history-spool"),
+        )
+    )
+    set_default_shipper(shipper)
+    redis = redis_metrics.instrument(aioredis.Redis.from_url(res.redis_url))
+    api = httpx.AsyncClient(
+        base_url=f"{server.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {res.token}"},
+        timeout=10.0,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, _first_signal(loop, stop, sig))
+
+    display = summary.Display(out)
+    collector = summary.Collector(redis, QUEUES, options.duration_s or None)
+    tasks: list[asyncio.Task[Any]] = []
+    consumers: list[Any] = []
+    scheduler = None
+    tracker = None
+    code = 0
+    try:
+        await server.start()
+        log.info("demo started", event_type="info", seed=res.seed, rate=options.rate)
+        out.write(banner(options, res, server.base_url) + "\n")
+        out.flush()
+        world = World(random.Random(res.seed), options.rate, redis, api, [])
+        world.users = make_users(world.rng)
+        bot = asyncio.create_task(telegram_bot.run(world), name="telegram_bot")
+        brain = assistant.Assistant(world)
+        consumers = [*brain.consumers(options.workers), telegram_sender.consumer(world)]
+        tasks = [bot, *(asyncio.create_task(c.run(), name=c.queue_name) for c in consumers)]
+        scheduler, tracker = cron.start(world, shipper)
+        deadline = time.monotonic() + options.duration_s if options.duration_s else None
+        while not stop.is_set():
+            display.show(await collector.snapshot())
+            wait = options.refresh_s
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+    except Exception as exc:
+        log.error("demo failed", event_type="error", error=repr(exc), exc_info=True)
+        out.write(f"otel-assist demo: {exc}\n")
+        code = 1
+    finally:
+        display.release()
+        out.write("\nstopping: producers, consumers and scheduler first...\n")
+        out.flush()
+        if "world" in locals():
+            world.stopping.set()
+        for consumer in consumers:
+            consumer.stop()
+        if scheduler is not None and tracker is not None:
+            cron.stop(scheduler, tracker)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+        flushed = await asyncio.to_thread(shipper.flush, 15.0) if server.server.started else False
+        if server.server.started:
+            with contextlib.suppress(Exception):
+                display.show(await collector.snapshot(), final=True)
+        out.write(
+            "history flushed into rest_service: "
+            + ("all events stored" if flushed else f"{shipper.pending()} events left (spooled)")
+            + "\n"
+        )
+        await server.stop()
+        await api.aclose()
+        await redis.aclose()
+        await asyncio.to_thread(shipper.shutdown, 5.0)
+        set_default_shipper(None)
+        telemetry.force_flush(5.0)
+        telemetry.shutdown(5.0)
+        log_stream.close()
+        if res.embedded_redis is not None:
+            res.embedded_redis.stop()
+        out.write(f"demo stopped; its log lines are in {res.log_path}\n")
+        out.flush()
+    return code
+
+
+def _first_signal(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, sig: int) -> Any:
+    def handler() -> None:
+        stop.set()
+        # A second Ctrl-C during shutdown falls back to the default: stop at once.
+        loop.remove_signal_handler(sig)
+
+    return handler
