@@ -23,4 +23,4 @@ USER app
 EXPOSE 8000
 # rest_service by default; compose runs `rest-service migrate` first, and the demo profile
 # overrides the command with `otel-assist demo`.
-CMD ["rest-service"]
+CMD ["rest-service", "serve", "--host", "0.0.0.0", "--port", "8000"]

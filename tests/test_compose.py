@@ -84,7 +84,8 @@ def test_the_stack_has_every_service(services: dict[str, dict[str, Any]]) -> Non
     assert wanted <= set(services), wanted - set(services)
     assert services["demo"].get("profiles") == ["demo"]
     assert "otel-assist" in services["demo"]["command"] and "demo" in services["demo"]["command"]
-    assert "rest-service migrate" in " ".join(services["rest_service"]["command"])
+    rest = " ".join(services["rest_service"]["command"])
+    assert "rest-service migrate &&" in rest and "rest-service serve --host 0.0.0.0" in rest
 
 
 def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
