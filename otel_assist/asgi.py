@@ -18,8 +18,7 @@ from typing import Any
 
 from opentelemetry import context
 
-from otel_assist import correlation
-from otel_assist.metrics import catalog
+from otel_assist import correlation, http_metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,13 +75,9 @@ class TelemetryMiddleware:
             context.detach(token)
 
     async def _measured(self, scope: Scope, receive: Receive, send: Send, cid: str) -> None:
-        cat = catalog()
+        recorder = http_metrics.current()
         method = scope["method"]
-        active_attrs = cat["http.server.active_requests"].attributes(
-            **{"http.request.method": method}
-        )
-        active = cat["http.server.active_requests"].raw
-        active.add(1, active_attrs)
+        active_method = recorder.request_started(method)
         status = 500
         started = False
         cid_header = (_CID_HEADER, cid.encode())
@@ -109,16 +104,8 @@ class TelemetryMiddleware:
                 raise
         finally:
             elapsed = time.perf_counter() - start
-            active.add(-1, active_attrs)
             route = route_template(scope)
-            cat["http.server.request.duration"].record(
-                elapsed,
-                **{
-                    "http.request.method": method,
-                    "http.route": route,
-                    "http.response.status_code": status,
-                },
-            )
+            recorder.request_finished(active_method, method, route, status, elapsed)
             if self.access_log:
                 self._log(method, route or scope["path"], status, elapsed)
 
@@ -168,6 +155,17 @@ async def metrics_endpoint(_request: Any) -> Any:
     return Response(body, media_type=content_type)
 
 
+def _disable_native_fastapi_telemetry(app: Any) -> None:
+    """FastAPI >= 0.16x records its own ``http.server.request.duration`` and exception log
+    records as soon as a global MeterProvider/LoggerProvider exists. Next to this middleware
+    that would count every request twice (under another scope) and log every unhandled
+    exception twice, and it costs about as much as a hello-world handler. Our middleware
+    covers all three, so the app's native telemetry is switched off."""
+    config = getattr(app, "_telemetry", None)
+    if isinstance(config, dict):
+        config.update({"tracing": False, "metrics": False, "logs": False})
+
+
 def instrument_app(
     app: Any,
     metrics_path: str | None = "/metrics",
@@ -193,6 +191,7 @@ def instrument_app(
 
     app.build_middleware_stack = build_middleware_stack
     app.middleware_stack = None
+    _disable_native_fastapi_telemetry(app)
     if metrics_path and not any(getattr(r, "path", None) == metrics_path for r in app.routes):
         app.add_route(metrics_path, metrics_endpoint, include_in_schema=False)
     app._otel_assist_instrumented = True

@@ -63,7 +63,7 @@ class Settings:
     export_timeout_ms: int = 10_000
     secret_keys: tuple[str, ...] = _DEFAULT_SECRET_KEYS
     excluded_urls: tuple[str, ...] = ("/metrics", "/health", "/ready")
-    access_log: bool = True
+    access_log: bool = False
     metric_attribute_limit: int = 100
     sdk_disabled: bool = False
 
@@ -130,7 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         excluded_urls=reader.words("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
         or reader.words("OTEL_ASSIST_EXCLUDED_URLS")
         or tuple(_DEFAULT_EXCLUDED_URLS.split(",")),
-        access_log=reader.boolean("OTEL_ASSIST_ACCESS_LOG", True),
+        access_log=reader.boolean("OTEL_ASSIST_ACCESS_LOG", False),
         metric_attribute_limit=reader.integer("OTEL_ASSIST_METRIC_ATTRIBUTE_LIMIT", 100, 1),
         sdk_disabled=reader.boolean("OTEL_SDK_DISABLED", False),
     )

@@ -39,7 +39,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otel_assist import http_client, logs
+from otel_assist import http_client, http_metrics, logs
 from otel_assist import metrics as catalog_module
 from otel_assist.log_export import LevelCounts, LogQueue, QueueLogProcessor
 from otel_assist.settings import Settings, load_settings
@@ -189,6 +189,10 @@ def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
     )
     readers, otlp_exporter = _metric_readers(settings)
     readers.extend(plumbing.metric_readers)
+    server_metrics = http_metrics.HttpServerMetrics(settings.metric_attribute_limit)
+    for reader in readers:
+        http_metrics.attach_producer(reader, server_metrics.metrics)
+    http_metrics.install(server_metrics)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter("otel_assist")
     catalog_module.install(catalog_module.Catalog(meter, settings.metric_attribute_limit))

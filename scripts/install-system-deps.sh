@@ -11,6 +11,7 @@ declare -A want=(
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/amtool]=prometheus-alertmanager
   [/usr/bin/chromium]=chromium
+  [/usr/bin/wrk]=wrk
 )
 missing=()
 for bin in "${!want[@]}"; do

@@ -8,6 +8,10 @@ Embedded defaults, each replaced by the real thing when its variable is set:
 * telemetry export: metrics on ``/metrics`` and log lines in ``.otel-assist/demo.log``;
   with ``OTEL_EXPORTER_OTLP_ENDPOINT`` logs and metrics also go to the Collector.
 
+When ``OTEL_ASSIST_HISTORY_URL`` is set (the compose ``demo`` profile) rest_service runs
+elsewhere: no in-process server is started, history and memory calls go there, and the
+token comes from ``OTEL_ASSIST_HISTORY_TOKEN``.
+
 Shutdown order matters for "Ctrl-C flushes history": stop producing, stop consumers and
 the scheduler, flush the history shipper into rest_service while it still runs, then stop
 rest_service, telemetry and Redis.
@@ -70,11 +74,29 @@ class Resolved:
     otlp_endpoint: str | None
     log_path: Path
     seed: int
+    #: rest_service's API base when it runs elsewhere (OTEL_ASSIST_HISTORY_URL, compose).
+    external_api: str | None = None
+
+
+def api_base(url: str) -> str:
+    """rest_service's API base from either its root URL or the API URL itself."""
+    from rest_service.api.main import API_PREFIX
+
+    url = url.rstrip("/")
+    return url if url.endswith(API_PREFIX) else url + API_PREFIX
 
 
 def resolve(options: DemoOptions) -> Resolved:
     options.state_dir.mkdir(parents=True, exist_ok=True)
+    external = os.environ.get("OTEL_ASSIST_HISTORY_URL", "").strip()
     token = os.environ.get("REST_SERVICE_TOKEN", "")
+    if external:
+        token = HistorySettings.from_env().token or token
+        if not token:
+            raise SystemExit(
+                "otel-assist demo: OTEL_ASSIST_HISTORY_URL is set, so rest_service runs "
+                "elsewhere; set OTEL_ASSIST_HISTORY_TOKEN (or REST_SERVICE_TOKEN) to its token"
+            )
     generated = not token
     if generated:
         token = secrets.token_urlsafe(18)
@@ -93,6 +115,7 @@ def resolve(options: DemoOptions) -> Resolved:
         otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         log_path=options.log_file or options.state_dir / "demo.log",
         seed=seed,
+        external_api=api_base(external) if external else None,
     )
 
 
@@ -107,7 +130,8 @@ def configure_telemetry(res: Resolved, log_stream: TextIO) -> otel_assist.Teleme
     elif not os.environ.get("OTEL_LOGS_EXPORTER"):
         # No Collector to send to: keep the lines in the file instead of counting failures.
         overrides["logs_exporters"] = ("none",)
-    return otel_assist.configure(SERVICE_NAME, log_stream=log_stream, **overrides)
+    name = os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME
+    return otel_assist.configure(name, log_stream=log_stream, **overrides)
 
 
 def banner(options: DemoOptions, res: Resolved, base: str) -> str:
@@ -122,11 +146,12 @@ def banner(options: DemoOptions, res: Resolved, base: str) -> str:
         if res.embedded_redis
         else f"{safe_url(res.redis_url)} (REDIS_URL)"
     )
-    db = (
-        f"{safe_url(res.database_url)} (DATABASE_URL)"
-        if res.database_url
-        else f"SQLite {options.state_dir / 'rest_service.sqlite3'} (set DATABASE_URL for Postgres)"
-    )
+    if res.external_api:
+        db = f"whatever rest_service at {res.external_api} uses (OTEL_ASSIST_HISTORY_URL)"
+    elif res.database_url:
+        db = f"{safe_url(res.database_url)} (DATABASE_URL)"
+    else:
+        db = f"SQLite {options.state_dir / 'rest_service.sqlite3'} (set DATABASE_URL for Postgres)"
     export = (
         f"OTLP to {res.otlp_endpoint} and {res.log_path}"
         if res.otlp_endpoint
@@ -156,11 +181,17 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     res.log_path.parent.mkdir(parents=True, exist_ok=True)
     log_stream = res.log_path.open("a", encoding="utf-8", buffering=1)
     telemetry = configure_telemetry(res, log_stream)
-    server = RestServer(options.host, options.port, res.token, res.database_url, res.redis_url)
+    server = (
+        None
+        if res.external_api
+        else RestServer(options.host, options.port, res.token, res.database_url, res.redis_url)
+    )
+    base = server.base_url if server is not None else (res.external_api or "").rsplit("/api/", 1)[0]
+    api_url = res.external_api or api_base(base)
     shipper = HistoryShipper(
         dataclasses.replace(
             HistorySettings.from_env(),
-            url=f"{server.base_url}/api/v1",
+            url=api_url,
             token=res.token,
             flush_interval_s=0.5,
             spool_dir=str(options.state_dir / "history-spool"),
@@ -169,7 +200,7 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     set_default_shipper(shipper)
     redis = redis_metrics.instrument(aioredis.Redis.from_url(res.redis_url))
     api = httpx.AsyncClient(
-        base_url=f"{server.base_url}/api/v1",
+        base_url=api_url,
         headers={"Authorization": f"Bearer {res.token}"},
         timeout=10.0,
     )
@@ -187,9 +218,10 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     tracker = None
     code = 0
     try:
-        await server.start()
+        if server is not None:
+            await server.start()
         log.info("demo started", event_type="info", seed=res.seed, rate=options.rate)
-        out.write(banner(options, res, server.base_url) + "\n")
+        out.write(banner(options, res, base) + "\n")
         out.flush()
         world = World(random.Random(res.seed), options.rate, redis, api, [])
         world.users = make_users(world.rng)
@@ -226,8 +258,9 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             _, pending = await asyncio.wait(tasks, timeout=10)
             for task in pending:
                 task.cancel()
-        flushed = await asyncio.to_thread(shipper.flush, 15.0) if server.server.started else False
-        if server.server.started:
+        reachable = server is None or server.server.started
+        flushed = await asyncio.to_thread(shipper.flush, 15.0) if reachable else False
+        if reachable:
             with contextlib.suppress(Exception):
                 display.show(await collector.snapshot(), final=True)
         out.write(
@@ -235,7 +268,8 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             + ("all events stored" if flushed else f"{shipper.pending()} events left (spooled)")
             + "\n"
         )
-        await server.stop()
+        if server is not None:
+            await server.stop()
         await api.aclose()
         await redis.aclose()
         await asyncio.to_thread(shipper.shutdown, 5.0)

@@ -214,8 +214,10 @@ def render_line(s: Snapshot) -> str:
         for q in s.queues
     )
     jobs = ",".join(f"{k}={_n(v)}" for k, v in sorted(s.jobs.items()))
+    pushed = sum(q.pushed for q in s.queues)
+    popped = sum(q.popped for q in s.queues)
     return (
-        f"[demo {_clock(s.elapsed_s)}] {queues} "
+        f"[demo {_clock(s.elapsed_s)}] {queues} pushed={_n(pushed)} popped={_n(popped)} "
         f"processed={_n(sum(s.processed.values()))} errors={_n(s.processed.get('error', 0))} "
         f"http={s.http_rate:.1f}/s 5xx={_n(s.http_5xx)} "
         f"llm_errors={_n(s.llm.get('error', 0))} jobs[{jobs}] "

@@ -28,7 +28,7 @@ def make_app() -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    return instrument_app(app)
+    return instrument_app(app, access_log=True)
 
 
 @pytest.fixture
@@ -96,10 +96,9 @@ async def test_excluded_urls_not_measured_but_echo_header(
 
 
 async def test_unknown_method_folded(client: httpx.AsyncClient, otel_capture: Capture) -> None:
-    from otel_assist import metrics
+    from otel_assist import http_metrics
 
-    inst = metrics.catalog()["http.server.request.duration"]
-    inst.folder.limit = 2
+    http_metrics.current()._duration_folder.limit = 2
     for method in ("GET", "PUT", "PATCH", "DELETE"):
         await client.request(method, "/users/1/facts")
     methods = {

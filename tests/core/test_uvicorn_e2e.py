@@ -39,6 +39,7 @@ def start_server(argv: list[str], receiver: OTLPReceiver, port: int) -> subproce
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
         "OTEL_ASSIST_LOG_EXPORT_INTERVAL": "100",
         "OTEL_ASSIST_LOG_FORMAT": "json",
+        "OTEL_ASSIST_ACCESS_LOG": "true",
     }
     proc = subprocess.Popen(
         [*argv, "--port", str(port), "--loop", "uvloop", "--http", "httptools"],

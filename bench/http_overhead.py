@@ -1,0 +1,106 @@
+"""http_overhead: requests/s of a hello-world FastAPI app with otel_assist / without.
+
+uvicorn with production settings (uvloop + httptools, one worker, no uvicorn access log in
+any variant; otel_assist's own access line is on, as by default) pinned to CPU 0; ``wrk``
+on loopback pinned to CPU 1. Variants run in interleaved rounds so drift on this shared
+machine hits all of them alike; each variant's figure is the median of its rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import BenchResult
+from tests.otlp_receiver import OTLPReceiver
+from tests.servers import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+VARIANTS = ("plain", "ours", "stock")
+
+
+def _pin(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() else []
+
+
+def start(variant: str, port: int, otlp: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "BENCH_VARIANT": variant,
+        "PYTHONPATH": str(ROOT),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+        "OTEL_METRICS_EXPORTER": "prometheus",
+        "OTEL_ASSIST_LOG_FORMAT": "json",
+    }
+    argv = [
+        *_pin(0), sys.executable, "-m", "uvicorn", "bench.http_apps:app",
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    wait_until(lambda: _ready(port), 30, f"{variant} server")
+    return proc
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/hello", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def load(port: int) -> float:
+    out = subprocess.run(
+        [*_pin(1), "wrk", "-t1", "-c32", f"-d{SECONDS}s", f"http://127.0.0.1:{port}/hello"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} failed requests:\n{out}")
+    return float(match.group(1))
+
+
+def run() -> BenchResult:
+    if not shutil.which("wrk"):
+        raise SystemExit("http_overhead needs wrk (Debian package 'wrk'; make test installs it)")
+    rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    with OTLPReceiver() as sink:
+        for round_no in range(ROUNDS):
+            for variant in VARIANTS:
+                port = free_port()
+                proc = start(variant, port, sink.endpoint)
+                try:
+                    load(port) if round_no == 0 and variant == VARIANTS[0] else None  # warm-up
+                    rps[variant].append(load(port))
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+                print(f"round {round_no + 1} {variant}: {rps[variant][-1]:.0f} req/s", flush=True)
+                time.sleep(0.5)
+        received = len(sink.records())
+    med = {v: statistics.median(values) for v, values in rps.items()}
+    stock_ratio = med["stock"] / med["plain"]
+    print(f"stock FastAPIInstrumentor: ratio={stock_ratio:.3f} ({med['stock']:.0f} req/s)")
+    print(f"otel_assist log records received by the OTLP sink: {received}")
+    return BenchResult(
+        name="http_overhead",
+        ratio=med["ours"] / med["plain"],
+        ours=med["ours"],
+        baseline=med["plain"],
+        unit="req/s",
+        target=">= 0.90",
+        extra={"stock_ratio": stock_ratio, "stock": med["stock"], "rounds": rps},
+    )

@@ -1,0 +1,67 @@
+"""configure() is idempotent and a forked worker becomes its own instance."""
+
+from __future__ import annotations
+
+import os
+
+import structlog
+
+import otel_assist
+from otel_assist import telemetry
+from tests.otlp_receiver import OTLPReceiver
+from tests.servers import wait_until
+
+
+def test_configure_is_idempotent() -> None:
+    current = telemetry.current()
+    if current is not None:
+        current.shutdown()
+    first = otel_assist.configure("idem", metrics_exporters=(), logs_exporters=())
+    try:
+        assert otel_assist.configure("idem") is first
+    finally:
+        first.shutdown()
+    second = otel_assist.configure("idem", metrics_exporters=(), logs_exporters=())
+    try:
+        assert second is not first
+        assert second.instance_id != first.instance_id
+    finally:
+        second.shutdown()
+
+
+def test_forked_child_gets_its_own_instance_id() -> None:
+    current = telemetry.current()
+    if current is not None:
+        current.shutdown()
+    with OTLPReceiver() as receiver:
+        parent = otel_assist.configure(
+            "forky",
+            otlp_endpoint=receiver.endpoint,
+            metrics_exporters=(),
+            log_format="json",
+            log_export_interval_ms=50,
+        )
+        try:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child
+                try:
+                    child = telemetry.current()
+                    assert child is not None
+                    structlog.get_logger().info("hello from child")
+                    child.force_flush(5)
+                    os.write(write_fd, child.instance_id.encode())
+                finally:
+                    os._exit(0)
+            os.close(write_fd)
+            child_id = os.read(read_fd, 100).decode()
+            os.waitpid(pid, 0)
+            structlog.get_logger().info("hello from parent")
+            parent.force_flush(5)
+            wait_until(lambda: len(receiver.records()) >= 2, 10, "both records")
+            by_body = {r["body"]: r["resource"]["service.instance.id"] for r in receiver.records()}
+            assert child_id and child_id != parent.instance_id
+            assert by_body["hello from child"] == child_id
+            assert by_body["hello from parent"] == parent.instance_id
+        finally:
+            parent.shutdown()
