@@ -1,0 +1,204 @@
+"""``otel-assist demo`` end to end, as a subprocess on embedded defaults (fakeredis TCP
+server, SQLite): history rows reach rest_service, /metrics carries the catalog with real
+values, log lines land in the log file with correlation ids, and a stop flushes history."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.demo_process import poll, start_demo
+
+#: Catalog metrics the demo's workload must move (Prometheus sample names).
+MOVING = (
+    "llm_requests_total",
+    "gen_ai_client_operation_duration_seconds_count",
+    "gen_ai_client_token_usage_count",
+    "tool_calls_total",
+    "messages_processed_total",
+    "memory_operations_total",
+    "rag_search_duration_seconds_count",
+    "queue_messages_total",
+    "queue_wait_duration_seconds_count",
+    "queue_processing_duration_seconds_count",
+    "db_client_operation_duration_seconds_count",
+    "cron_jobs_total",
+    "cron_job_duration_seconds_count",
+    "http_server_request_duration_seconds_count",
+    "history_events_total",
+    "log_records_total",
+)
+
+
+def metric_totals(text: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
+    return totals
+
+
+def db_rows(state_dir: Path) -> tuple[int, int, dict[str, int]]:
+    con = sqlite3.connect(state_dir / "rest_service.sqlite3")
+    try:
+        pushes = con.execute(
+            "select count(*) from queue_message_logs where direction = 'push'"
+        ).fetchone()[0]
+        pops = con.execute(
+            "select count(*) from queue_message_logs where direction = 'pop'"
+        ).fetchone()[0]
+        jobs = dict(con.execute("select status, count(*) from job_executions group by status"))
+    finally:
+        con.close()
+    return int(pushes), int(pops), {str(k): int(v) for k, v in jobs.items()}
+
+
+def final_line(stdout: str) -> dict[str, int]:
+    """pushed/popped from the last summary line (non-TTY mode prints one every few s)."""
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("[demo ")]
+    assert lines, stdout
+    found = dict(re.findall(r"\b(pushed|popped)=(\d+)", lines[-1]))
+    return {k: int(v) for k, v in found.items()}
+
+
+def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
+    demo = start_demo(tmp_path, "--duration", "20", "--rate", "3", "--seed", "11")
+    try:
+        api = demo.api
+
+        # History rows through the API while it runs, on both queues; the assistant's reply
+        # carries the correlation_id of the user message it answers.
+        def round_trips() -> tuple[list[dict], set[str]] | None:
+            rows = api.get("/queue-stats/messages", params={"limit": 1000}).json()
+            pushed = [m for m in rows if m["direction"] == "push"]
+            asked = {m["correlation_id"] for m in pushed if m["queue_name"] == "to_secretary"}
+            replied = {
+                m["correlation_id"]
+                for m in pushed
+                if m["queue_name"] == "to_telegram" and m["source"] == "assistant"
+            }
+            return (pushed, asked) if asked & replied else None
+
+        messages, asked = poll(round_trips, 20, "a user message and its reply in history")
+        runs = poll(
+            lambda: api.get("/job-executions", params={"hours": 1}).json(), 15, "job history"
+        )
+        assert {r["job_type"] for r in runs} <= {
+            "reminder",
+            "memory_extraction",
+            "update_reminders",
+        }
+        assert all(r["correlation_id"] for r in runs)
+        users = {m["user_id"] for m in messages if m["user_id"] is not None}
+        facts = poll(
+            lambda: [f for u in users for f in api.get(f"/memories/user/{u}").json()],
+            15,
+            "remembered facts",
+        )
+        assert all(f["content"] for f in facts)
+
+        metrics = metric_totals(httpx.get(demo.base_url + "/metrics", timeout=10).text)
+        still_zero = [name for name in MOVING if metrics.get(name, 0) <= 0]
+        # Some series need a cron run or a few more messages; give them the rest of the run.
+        if still_zero:
+            metrics = poll(
+                lambda: (
+                    m
+                    if all(
+                        (m := metric_totals(httpx.get(demo.base_url + "/metrics").text)).get(n, 0)
+                        > 0
+                        for n in MOVING
+                    )
+                    else None
+                ),
+                10,
+                f"non-zero {still_zero}",
+            )
+        assert metrics["queue_length"] >= 0
+    finally:
+        code = demo.wait(60)
+    assert code == 0, demo.stdout
+    out = demo.stdout
+    assert "/admin" in out and "/metrics" in out and "/docs" in out
+    assert "history flushed into rest_service: all events stored" in out, out
+
+    # Everything the demo pushed is in the history store, exactly once per push.
+    pushes, pops, jobs = db_rows(demo.state_dir)
+    counted = final_line(out)
+    assert pushes == counted["pushed"], (pushes, counted)
+    assert pops == counted["popped"], (pops, counted)
+    assert sum(jobs.values()) >= 3, jobs
+
+    # The demo's log lines went to its log file (not the terminal), as JSON with context.
+    log_lines = [
+        json.loads(line)
+        for line in (demo.state_dir / "demo.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    components = {rec.get("component") for rec in log_lines}
+    assert {"telegram_bot", "assistant", "telegram_sender", "cron"} <= components
+    assert all(rec["service"] == "otel-assist-demo" for rec in log_lines)
+    llm = [rec for rec in log_lines if rec.get("event_type") == "llm_call"]
+    assert llm and all(rec.get("correlation_id") for rec in llm)
+    assert asked & {rec.get("correlation_id") for rec in log_lines}
+    assert '"event_type"' not in out  # the terminal shows the summary, not log lines
+
+
+def test_demo_stops_cleanly_on_sigterm_and_flushes(tmp_path: Path) -> None:
+    demo = start_demo(tmp_path, "--rate", "5", "--seed", "3")
+    poll(
+        lambda: demo.api.get("/queue-stats/messages", params={"limit": 5}).json(),
+        20,
+        "first history rows",
+    )
+    code = demo.stop(timeout=60)
+    assert code == 0, demo.stdout
+    assert "history flushed into rest_service: all events stored" in demo.stdout
+    pushes, pops, _ = db_rows(demo.state_dir)
+    counted = final_line(demo.stdout)
+    assert pushes == counted["pushed"] > 0
+    assert pops == counted["popped"] > 0
+
+
+def test_demo_uses_postgres_and_redis_when_configured(
+    tmp_path: Path, postgres, redis_server
+) -> None:
+    """DATABASE_URL and REDIS_URL replace the embedded defaults (no fakeredis, no SQLite)."""
+    import redis
+
+    url = postgres.create_database("demo_external")
+    real_redis = redis.Redis.from_url(redis_server.url.replace("/0", "/7"))
+    real_redis.flushdb()
+    before = real_redis.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0)
+    demo = start_demo(
+        tmp_path,
+        "--duration",
+        "12",
+        "--rate",
+        "4",
+        env={"DATABASE_URL": url, "REDIS_URL": redis_server.url.replace("/0", "/7")},
+    )
+    assert demo.wait(60) == 0, demo.stdout
+    out = demo.stdout
+    assert "(DATABASE_URL)" in out and "(REDIS_URL)" in out
+    assert postgres.password not in out  # the banner masks the password
+    assert "fakeredis" not in out
+    assert not (demo.state_dir / "rest_service.sqlite3").exists()
+    assert "history flushed into rest_service: all events stored" in out
+    after = real_redis.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0)
+    counted = final_line(out)
+    assert after - before >= counted["pushed"] > 0
+    pushes = int(
+        postgres.psql(
+            "select count(*) from queue_message_logs where direction = 'push'",
+            database="demo_external",
+        ).strip()
+    )
+    runs = int(postgres.psql("select count(*) from job_executions", database="demo_external"))
+    assert pushes == counted["pushed"]
+    assert runs >= 2
