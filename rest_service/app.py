@@ -18,7 +18,7 @@ from fastapi import FastAPI
 import otel_assist
 from otel_assist.asgi import instrument_app
 from rest_service.admin import router as admin_router
-from rest_service.api import errors
+from rest_service.api import body, errors
 from rest_service.api.main import api_router
 from rest_service.api.routes import health
 from rest_service.core.config import Settings, get_settings
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     )
     app.state.settings = settings
     errors.install(app)
+    body.document(app)
     app.include_router(health.router)
     app.include_router(api_router)
     app.include_router(admin_router)  # /admin pages (issue 7)

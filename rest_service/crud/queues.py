@@ -27,8 +27,8 @@ from rest_service.schemas import QueueEvent, QueueEventBatchResult, QueueStats
 Q = QueueMessageLog.__table__  # type: ignore[attr-defined]
 R = QueueMessageHourly.__table__  # type: ignore[attr-defined]
 
+#: Row tuple layout for ingest (``id`` is generated: gen_random_uuid() / uuid4()).
 COLUMNS = (
-    "id",
     "event_id",
     "message_id",
     "queue_name",
@@ -44,14 +44,15 @@ COLUMNS = (
     "created_at",
 )
 PG_TYPES = (
-    "uuid", "text", "text", "text", "text", "text", "text", "int8", "text", "text", "bool",
+    "text", "text", "text", "text", "text", "text", "int8", "text", "text", "bool",
     "timestamptz", "timestamptz", "timestamptz",
 )  # fmt: skip
 
+_UNNEST_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(PG_TYPES))
 PG_INGEST_SQL = f"""
 WITH ins AS (
-    INSERT INTO queue_message_logs ({", ".join(COLUMNS)})
-    SELECT * FROM unnest({", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(PG_TYPES))})
+    INSERT INTO queue_message_logs (id, {", ".join(COLUMNS)})
+    SELECT gen_random_uuid(), * FROM unnest({_UNNEST_ARGS})
     ON CONFLICT (event_id) DO NOTHING
     RETURNING queue_name, direction, message_type, source, created_at
 ), agg AS (
@@ -98,7 +99,6 @@ def event_to_row(ev: QueueEvent, max_payload: int, now: datetime) -> tuple[Any, 
         created = deq or _utc(ev.at) or enq or now
     payload, truncated = encode_payload(ev.payload, max_payload)
     return (
-        uuid.uuid4(),
         ev.key,
         ev.message_id,
         ev.queue_name,
@@ -148,7 +148,7 @@ async def insert_rows(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
         for chunk in _chunks(rows, 1000):
             stmt = (
                 sqlite_insert(Q)
-                .values([dict(zip(COLUMNS, r, strict=True)) for r in chunk])
+                .values([{"id": uuid.uuid4(), **dict(zip(COLUMNS, r, strict=True))} for r in chunk])
                 .on_conflict_do_nothing(index_elements=[Q.c.event_id])
                 .returning(
                     Q.c.queue_name, Q.c.direction, Q.c.message_type, Q.c.source, Q.c.created_at

@@ -11,6 +11,8 @@ def truncate_text(value: str, max_bytes: int) -> tuple[str, bool]:
     Truncating (rather than rejecting with 413) keeps the history row: an operator would
     rather see the first 64 KiB of a runaway payload than lose the message entirely.
     """
+    if len(value) * 4 <= max_bytes:  # cannot exceed: skip encoding the common small case
+        return value, False
     raw = value.encode("utf-8", errors="surrogatepass")
     if len(raw) <= max_bytes:
         return value, False

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
+from rest_service.api.body import body_spec, parse_json_body
 from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
 from rest_service.api.errors import ERROR_RESPONSES
 from rest_service.api.routes.jobs import check_batch
@@ -75,20 +76,28 @@ async def queue_messages(
     response_model=QueueEventBatchResult,
     status_code=status.HTTP_201_CREATED,
     dependencies=[IngestAuth],
+    openapi_extra=body_spec(QueueEvent),
 )
 async def log_queue_message(
-    db: DbDep, settings: SettingsDep, event: QueueEvent
+    db: DbDep, settings: SettingsDep, request: Request
 ) -> QueueEventBatchResult:
     """Log one push or pop (idempotent by event_id, like the batch)."""
+    event = await parse_json_body(request, QueueEvent)
     return await crud.ingest_events(db, [event], settings.max_payload_bytes)
 
 
-@router.post("/messages/batch", response_model=QueueEventBatchResult, dependencies=[IngestAuth])
+@router.post(
+    "/messages/batch",
+    response_model=QueueEventBatchResult,
+    dependencies=[IngestAuth],
+    openapi_extra=body_spec(QueueEventBatch),
+)
 async def log_queue_messages_batch(
-    db: DbDep, settings: SettingsDep, batch: QueueEventBatch
+    db: DbDep, settings: SettingsDep, request: Request
 ) -> QueueEventBatchResult:
     """Log many pushes/pops. Events already stored (same event_id, or message_id:direction
     when there is no event_id) are skipped, so a re-sent batch adds no rows. Payloads above
     MAX_PAYLOAD_BYTES are stored truncated with a marker and payload_truncated=true."""
+    batch = await parse_json_body(request, QueueEventBatch)
     check_batch(settings, len(batch.events))
     return await crud.ingest_events(db, batch.events, settings.max_payload_bytes)

@@ -1,0 +1,106 @@
+"""Shared bench helpers for rest_service: a private Postgres and rest_service under uvicorn.
+
+Both run as real processes in a temporary directory; nothing is mocked. The service runs
+the way ``rest-service serve`` runs it (uvloop, httptools, one worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import servers
+
+TOKEN = "bench-token-0123456789abcdef"
+
+
+@dataclass
+class Service:
+    url: str
+    database_url: str
+    dsn: str
+    pg: servers.Postgres
+    proc: subprocess.Popen[bytes]
+
+
+def migrate(database_url: str) -> None:
+    from rest_service.core import migrate as m
+    from rest_service.core.config import Settings
+    from rest_service.core.db import Database
+
+    async def go() -> None:
+        db = Database(Settings(database_url=database_url))
+        await m.upgrade(db)
+        await db.dispose()
+
+    asyncio.run(go())
+
+
+@contextmanager
+def rest_service_on_postgres(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
+    """A fresh Postgres cluster, migrated, and rest_service in a uvicorn subprocess."""
+    work = Path(tempfile.mkdtemp(prefix="otel-assist-bench-"))
+    pg = servers.start_postgres(work / "pg")
+    try:
+        database_url = pg.sqlalchemy_url
+        migrate(database_url)
+        port = servers.free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REST_SERVICE_TOKEN": TOKEN,
+            "RETENTION_ENABLED": "false",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_SERVICE_NAME": "rest_service",
+            **(extra_env or {}),
+        }
+        log = (work / "rest_service.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "rest_service.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            servers.wait_until(
+                lambda: servers.http_ok(f"http://127.0.0.1:{port}/ready"), 60, "rest_service"
+            )
+            yield Service(f"http://127.0.0.1:{port}", database_url, pg.dsn, pg, proc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+    finally:
+        pg.process.stop()
+
+
+def timed(fn_start: float) -> float:
+    return time.perf_counter() - fn_start

@@ -1,0 +1,69 @@
+"""Fast JSON bodies for the hot ingest endpoints.
+
+FastAPI parses a body with the stdlib ``json.loads`` and then validates Python objects;
+pydantic-core's ``model_validate_json`` does both in one pass, roughly 2.5x faster for a
+1,000-event batch (see bench/ingest_throughput.py). These endpoints therefore take the raw
+request and validate here, and ``document()`` puts the same request-body schema into
+OpenAPI so clients and schemathesis see no difference. Errors keep FastAPI's 422 shape,
+with ``loc`` starting at ``body``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+_DOCUMENTED: dict[str, type[BaseModel]] = {}
+
+
+async def parse_json_body(request: Request, model: type[M]) -> M:
+    content_type = request.headers.get("content-type", "application/json").lower()
+    if "json" not in content_type:
+        raise RequestValidationError(
+            [{"type": "content_type", "loc": ("body",), "msg": "expected application/json"}]
+        )
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def body_spec(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose body is ``model`` but parsed by hand."""
+    _DOCUMENTED[model.__name__] = model
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    }
+
+
+def document(app: FastAPI) -> None:
+    """Add the hand-parsed body models (and their nested models) to the OpenAPI schemas."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, model in _DOCUMENTED.items():
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for def_name, definition in js.pop("$defs", {}).items():
+                components.setdefault(def_name, definition)
+            components[name] = js
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
