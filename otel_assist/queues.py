@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import context
+from opentelemetry import baggage, context
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -43,9 +43,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from otel_assist import metrics
 from otel_assist import queue_envelope as qe
 from otel_assist.correlation import (
+    BAGGAGE_KEY,
     baggage_header,
     context_from_baggage_header,
     get_correlation_id,
+    is_valid,
     new_correlation_id,
     set_correlation_id,
 )
@@ -104,6 +106,10 @@ class _Instruments:
         self.wait = cat["queue_wait_duration"].raw
         self.queue_attrs = cat["queue_wait_duration"].attributes(queue_name=q)
         self.processing = cat["queue_processing_duration"]
+        self.processing_attrs = {
+            status: self.processing.attributes(queue_name=q, status=status)
+            for status in ("success", "error")
+        }
         self.processed = cat["messages_processed"]
         self._processed = {}
         return self
@@ -130,6 +136,30 @@ def _shipper(value: HistoryShipper | None, settings: QueueSettings) -> HistorySh
         return None
     shipper = value if value is not None else default_shipper()
     return shipper if shipper.enabled else None
+
+
+_PREFIX = BAGGAGE_KEY + "="
+
+
+def _header_for(ctx: context.Context, cid: str) -> str | None:
+    """W3C baggage header of ``ctx``. Fast path for the usual case, baggage holding only a
+    valid correlation_id (no escaping needed); anything else goes through the propagator."""
+    entries = baggage.get_all(ctx)
+    if len(entries) == 1 and entries.get(BAGGAGE_KEY) == cid and is_valid(cid):
+        return _PREFIX + cid
+    return baggage_header(ctx)
+
+
+def _context_for(header: str | None) -> context.Context:
+    """Inverse of :func:`_header_for`, with the same fast path; always holds an id."""
+    if header and header.startswith(_PREFIX):
+        value = header[len(_PREFIX) :]
+        if is_valid(value):
+            return set_correlation_id(value, context.Context())
+    ctx = context_from_baggage_header(header)
+    if get_correlation_id(ctx) is None:
+        ctx = set_correlation_id(new_correlation_id(), ctx)
+    return ctx
 
 
 # --------------------------------------------------------------------------- producer
@@ -168,8 +198,8 @@ class QueueProducer:
             # Every message carries an id so producer and consumer rows pair up; a context
             # without one gets a fresh id per message (not cached).
             cid = new_correlation_id()
-            return baggage_header(set_correlation_id(cid, ctx)), cid
-        self._ctx, self._header, self._cid = ctx, baggage_header(ctx), cid
+            return _header_for(set_correlation_id(cid, ctx), cid), cid
+        self._ctx, self._header, self._cid = ctx, _header_for(ctx, cid), cid
         return self._header, cid
 
     async def push(
@@ -239,6 +269,7 @@ class Message:
     enqueued_at: float | None = None
     baggage: str | None = None
     invalid_reason: str | None = None
+    _ctx: context.Context | None = None
 
     @property
     def wait_s(self) -> float | None:
@@ -247,11 +278,15 @@ class Message:
         return max(0.0, self.dequeued_at - self.enqueued_at)
 
     def context(self) -> context.Context:
-        """The producer's baggage (a fresh correlation_id when the message had none)."""
-        ctx = context_from_baggage_header(self.baggage)
-        if get_correlation_id(ctx) is None:
-            ctx = set_correlation_id(new_correlation_id(), ctx)
-        return ctx
+        """The producer's baggage (a fresh correlation_id when the message had none);
+        parsed once per message."""
+        if self._ctx is None:
+            self._ctx = _context_for(self.baggage)
+        return self._ctx
+
+    @property
+    def correlation_id(self) -> str | None:
+        return get_correlation_id(self.context())
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[str]:
@@ -366,26 +401,24 @@ class QueueConsumer:
     def _history_pop(self, msg: Message) -> None:
         if self.shipper is None:
             return
-        correlation_id = None
-        if msg.baggage:
-            correlation_id = get_correlation_id(context_from_baggage_header(msg.baggage))
-        raw = msg.raw if msg.invalid_reason != "too_large" else msg.raw[:65536]
-        self.shipper.submit(
-            "queue",
-            {
-                "event_id": (msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
-                "message_id": msg.id,
-                "queue_name": self.queue_name,
-                "direction": "pop",
-                "message_type": msg.type,
-                "source": msg.source,
-                "user_id": msg.user_id,
-                "correlation_id": correlation_id,
-                "enqueued_at": msg.enqueued_at,
-                "dequeued_at": msg.dequeued_at,
-                PAYLOAD_RAW_KEY: raw,
-            },
-        )
+        event: dict[str, Any] = {
+            "event_id": (msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
+            "message_id": msg.id,
+            "queue_name": self.queue_name,
+            "direction": "pop",
+            "message_type": msg.type,
+            "source": msg.source,
+            "user_id": msg.user_id,
+            "correlation_id": msg.correlation_id,
+            "enqueued_at": msg.enqueued_at,
+            "dequeued_at": msg.dequeued_at,
+        }
+        if msg.invalid_reason is not None:
+            # An envelope's payload is stored once, on its push row; a message from an
+            # uninstrumented producer has no push row, so its pop row keeps the payload.
+            raw = msg.raw if msg.invalid_reason != "too_large" else msg.raw[:65536]
+            event[PAYLOAD_RAW_KEY] = raw
+        self.shipper.submit("queue", event)
 
     async def process(self, msg: Message, handler: Handler | None = None) -> bool:
         """Run the handler with the message's baggage attached. Returns True on success;
@@ -413,7 +446,7 @@ class QueueConsumer:
         finally:
             elapsed = time.perf_counter() - start
             context.detach(token)
-        m.processing.record(elapsed, queue_name=self.queue_name, status=status)
+        m.processing.raw.record(elapsed, m.processing_attrs[status])
         m.processed.raw.add(1, m.processed_attrs(source, status))
         return status == "success"
 

@@ -75,7 +75,10 @@ async def test_queue_and_job_events_arrive_with_payload_capture(
     for line in row:
         direction, mtype, source, user_id, corr, payload = line.split("|")
         assert (mtype, source, user_id, corr) == ("human", "telegram", "42", cid)
-        assert '"api_token":"***"' in payload.replace(" ", "") and "s3cret" not in payload
+        if direction == "push":  # the payload is stored once, on the push row
+            assert '"api_token":"***"' in payload.replace(" ", "") and "s3cret" not in payload
+        else:
+            assert payload == ""
     big_payload = rest_service.sql(
         f"select payload from queue_message_logs where message_id = '{big}' limit 1"
     )
