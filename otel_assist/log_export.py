@@ -46,7 +46,9 @@ LEVELS = tuple(SEVERITY)
 _NOT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "service", TIMESTAMP_NS_KEY})
 _RENAMED = {"filename": "code.filepath", "lineno": "code.lineno", "func_name": "code.function"}
 _SCOPE = InstrumentationScope("otel_assist.logs")
-_EMPTY_CONTEXT = Context()
+# A non-empty context: the LogRecord constructor looks up the current context (and its
+# span) only when given a falsy one, and a bridged record has neither.
+_RECORD_CONTEXT = Context({"otel_assist.bridged": True})
 
 
 def clean_value(value: Any) -> Any:
@@ -65,14 +67,21 @@ def clean_value(value: Any) -> Any:
     return str(value)
 
 
+_SCALARS = frozenset({str, bool, float})
+_INT_MIN, _INT_MAX = -(2**63), 2**63
+
+
 def to_attributes(event_dict: Mapping[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for key, value in event_dict.items():
         if key in _NOT_ATTRIBUTES:
             continue
-        cleaned = clean_value(value)
-        if cleaned is not None:
-            attributes[_RENAMED.get(key, key)] = cleaned
+        kind = type(value)
+        if kind not in _SCALARS and not (kind is int and _INT_MIN <= value < _INT_MAX):
+            value = clean_value(value)
+            if value is None:
+                continue
+        attributes[_RENAMED.get(key, key)] = value
     return attributes
 
 
@@ -85,7 +94,7 @@ def to_log_record(ts: int, event_dict: Mapping[str, Any]) -> LogRecord:
     return LogRecord(
         timestamp=ts,
         observed_timestamp=ts,
-        context=_EMPTY_CONTEXT,
+        context=_RECORD_CONTEXT,
         severity_number=severity_number,
         severity_text=severity_text,
         body=body if isinstance(body, str) else str(body),
@@ -281,7 +290,7 @@ class OtelBridge:
         if isinstance(logger_name, str) and logger_name.startswith("opentelemetry"):
             return event_dict
         if self.counts is not None:
-            self.counts.add(event_dict.get("level", "info"))
+            self.counts.add(event_dict.get("level", "info"))  # a dict increment
         if self.queue is not None:
             # The dict is not copied: after this processor only the renderer reads it.
             self.queue.put((ts, event_dict))

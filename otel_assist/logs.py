@@ -60,22 +60,14 @@ class _Sink:
 # configure_logging(), for the same reason: structlog caches each logger's processor list on
 # first use, and a reconfigure (a test, a forked worker) must reach those loggers too.
 _SINK = _Sink()
-_SERVICE = lp.AddService("unknown_service")
+_FIELDS = lp.StandardFields("unknown_service")
 _MASK = lp.MaskSecrets(())
 BRIDGE = OtelBridge(None, None)
 
 
 def shared_processors(settings: Settings) -> list[Processor]:
     """The chain both native and stdlib records go through, before bridge and renderer."""
-    chain: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        lp.add_level,
-        lp.add_timestamp,
-        _SERVICE,
-        lp.add_correlation_id,
-        lp.default_event_type,
-        lp.exception_fields,
-    ]
+    chain: list[Processor] = [lp.merge_bound_contextvars, _FIELDS]
     if settings.log_callsite:
         chain.append(
             structlog.processors.CallsiteParameterAdder(
@@ -121,7 +113,7 @@ def configure_logging(
     stream = stream or sys.stdout
     console = use_console(settings, stream)
     level = logging.getLevelName(settings.log_level)
-    _SERVICE.service = settings.service_name
+    _FIELDS.service = settings.service_name
     _MASK.reset(settings.secret_keys)
     BRIDGE.queue, BRIDGE.counts = queue, counts
     _SINK.target = _binary(stream)

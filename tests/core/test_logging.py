@@ -140,3 +140,16 @@ def test_cached_logger_follows_reconfigure() -> None:
         assert [r["event"] for r in second.log_records()] == ["to two"]
     finally:
         second.close()
+
+
+def test_structlog_bound_contextvars_are_merged(otel_capture: Capture) -> None:
+    structlog.contextvars.bind_contextvars(user_id=77, chat="c-1")
+    try:
+        structlog.get_logger().info("with bound vars")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    structlog.get_logger().info("after clear")
+    first, second = otel_capture.json_lines()
+    assert first["user_id"] == 77 and first["chat"] == "c-1"
+    assert "user_id" not in second
+    assert otel_capture.log_records(event="with bound vars")[0]["user_id"] == 77
