@@ -8,8 +8,10 @@ Then every PromQL query of every dashboard and rule runs against this Prometheus
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -188,3 +190,58 @@ def test_faults_fire_their_alerts_and_every_query_returns_data(stack: Stack) -> 
 def test_service_down_alerts_even_without_any_scrape(stack: Stack) -> None:
     """The services are never scraped here: no `up` series exists for them at all."""
     assert not stack.query('up{job=~"rest_service|assistant_service|cron_service"}')
+
+
+def _post_alerts(stack: Stack, alerts: list[dict[str, object]]) -> None:
+    request = urllib.request.Request(
+        f"{stack.alertmanager.url}/api/v2/alerts",
+        data=json.dumps(alerts).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_service_down_inhibits_the_same_services_error_rate_alerts(stack: Stack) -> None:
+    """Alerts posted straight to the real Alertmanager, as Prometheus posts them."""
+
+    def alert(name: str, service: str) -> dict[str, object]:
+        return {
+            "labels": {
+                "alertname": name,
+                "service": service,
+                "job": service,
+                "severity": "critical",
+            },
+            "annotations": {
+                "summary": f"{name} on {service}",
+                "description": "probe",
+                "runbook": "Check first: nothing, this is a test",
+            },
+        }
+
+    _post_alerts(
+        stack,
+        [
+            alert("ServiceDown", "inhibit_probe"),
+            alert("HighErrorLogRate", "inhibit_probe"),
+            alert("HighHttp5xxRate", "inhibit_probe"),
+            alert("HighErrorLogRate", "other_probe"),
+        ],
+    )
+    tg = stack.telegram
+    tg.wait_for(_is("ServiceDown", "inhibit_probe"), 30, "ServiceDown for inhibit_probe")
+    tg.wait_for(_is("HighErrorLogRate", "other_probe"), 30, "HighErrorLogRate for other_probe")
+    time.sleep(5)  # group_wait is 1s here: an uninhibited alert would have been sent by now
+    assert not any(
+        _is(name, "inhibit_probe")(m)
+        for m in tg.messages
+        for name in ("HighErrorLogRate", "HighHttp5xxRate")
+    )
+    url = f"{stack.alertmanager.url}/api/v2/alerts?filter=service%3D%22inhibit_probe%22"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        states = {a["labels"]["alertname"]: a["status"] for a in json.load(resp)}
+    assert states["ServiceDown"]["state"] == "active"
+    for name in ("HighErrorLogRate", "HighHttp5xxRate"):
+        assert states[name]["state"] == "suppressed" and states[name]["inhibitedBy"], states
