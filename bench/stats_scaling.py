@@ -1,0 +1,161 @@
+"""stats_scaling: p95 latency of the queue stats and job stats endpoints with 1,000,000
+rows per table / with 10,000 rows. Target: ratio <= 2.0.
+
+Rows are spread uniformly over the last 7 days (the default retention keeps exactly that
+much), generated inside Postgres with generate_series, then the hourly rollups are rebuilt
+with ``rest_service.crud.rollups.rebuild`` (what ingest would have maintained) and the
+tables ANALYZEd. Each endpoint is called sequentially REQUESTS times after a warm-up; the
+reported ratio is the worse of the two endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import asyncpg
+import httpx
+
+from bench import BenchResult
+from bench._rest import TOKEN, rest_service_on_postgres
+
+SMALL = 10_000
+LARGE = 1_000_000
+REQUESTS = 150
+ENDPOINTS = {"queue_stats": "/api/v1/queue-stats", "job_stats": "/api/v1/job-executions/stats"}
+
+QUEUE_SQL = """
+INSERT INTO queue_message_logs (id, event_id, message_id, queue_name, direction, message_type,
+    source, user_id, correlation_id, payload, payload_truncated, enqueued_at, dequeued_at,
+    created_at)
+SELECT gen_random_uuid(), 'gen-' || g, 'm' || (g / 2),
+       (ARRAY['to_secretary', 'to_telegram'])[1 + g % 2],
+       (ARRAY['push', 'pop'])[1 + (g / 2) % 2],
+       (ARRAY['human', 'tool', 'trigger', 'response'])[1 + g % 4],
+       (ARRAY['telegram', 'cron', 'calendar', NULL])[1 + (g / 3) % 4],
+       1000 + g % 500, md5(g::text), '{"text": "generated message"}', false, t, NULL, t
+FROM generate_series($1::bigint, $2::bigint) AS g,
+     LATERAL (SELECT now() - random() * interval '7 days' + (g * 0) * interval '1 s' AS t) AS x
+"""
+
+JOB_SQL = """
+INSERT INTO job_executions (id, run_id, job_id, job_name, job_type, status, scheduled_at,
+    started_at, finished_at, duration_ms, duration_bucket, user_id, created_at, updated_at)
+SELECT gen_random_uuid(), 'gen-' || g, 'job-' || (g % 100), 'Generated job',
+       (ARRAY['reminder', 'memory_extraction', 'update_reminders'])[1 + g % 3],
+       st, t,
+       CASE WHEN st IN ('scheduled', 'missed') THEN NULL ELSE t + interval '1 s' END,
+       CASE WHEN st IN ('completed', 'failed') THEN t + interval '1 s' + d * interval '1 ms' END,
+       CASE WHEN st IN ('completed', 'failed') THEN d END,
+       CASE WHEN st IN ('completed', 'failed') THEN
+            CASE WHEN d <= 0 THEN 0 ELSE greatest(1, ceil(16 * ln(d) / ln(2)) + 1) END END,
+       1000 + g % 500, t, t
+FROM generate_series($1::bigint, $2::bigint) AS g,
+     LATERAL (SELECT now() - random() * interval '7 days' + (g * 0) * interval '1 s' AS t,
+                     (exp(7 + 1.5 * random()))::bigint AS d,
+                     (ARRAY['completed', 'completed', 'completed', 'completed', 'completed',
+                            'completed', 'completed', 'failed', 'failed', 'missed', 'timed_out',
+                            'running', 'scheduled'])[1 + (g * 7) % 13] AS st) AS x
+"""
+
+
+SECONDARY_INDEXES = """
+SELECT indexname, indexdef FROM pg_indexes
+WHERE tablename IN ('queue_message_logs', 'job_executions')
+  AND indexname NOT IN (SELECT conname FROM pg_constraint)
+"""
+
+
+async def fill(dsn: str, start: int, end: int) -> None:
+    """Bulk-load the usual way: drop the secondary indexes, insert, recreate them (the
+    schema afterwards is exactly the migrated one)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        indexes = await conn.fetch(SECONDARY_INDEXES)
+        for row in indexes:
+            await conn.execute(f'DROP INDEX "{row["indexname"]}"')
+        await conn.execute("SET maintenance_work_mem = '256MB'")
+        step = 250_000
+        for lo in range(start, end + 1, step):
+            hi = min(end, lo + step - 1)
+            await conn.execute(QUEUE_SQL, lo, hi)
+            await conn.execute(JOB_SQL, lo, hi)
+        for row in indexes:
+            await conn.execute(row["indexdef"])
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def rebuild_rollups(database_url: str) -> None:
+    from rest_service.core.config import Settings
+    from rest_service.core.db import Database
+    from rest_service.crud import rollups
+
+    db = Database(Settings(database_url=database_url))
+    try:
+        await rollups.rebuild(db)
+    finally:
+        await db.dispose()
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def p95s(url: str) -> dict[str, float]:
+    out = {}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        for name, path in ENDPOINTS.items():
+            for _ in range(10):
+                (await client.get(path)).raise_for_status()
+            samples = []
+            for _ in range(REQUESTS):
+                start = time.perf_counter()
+                r = await client.get(path)
+                samples.append(time.perf_counter() - start)
+                r.raise_for_status()
+            out[name] = statistics.quantiles(samples, n=20)[18] * 1000  # p95 in ms
+    return out
+
+
+def run() -> BenchResult:
+    with rest_service_on_postgres() as svc:
+        t0 = time.perf_counter()
+        asyncio.run(fill(svc.dsn, 1, SMALL))
+        asyncio.run(rebuild_rollups(svc.database_url))
+        small = asyncio.run(p95s(svc.url))
+        print(
+            f"  {SMALL:,} rows/table: "
+            + ", ".join(f"{k} p95 {v:.2f} ms" for k, v in small.items()),
+            flush=True,
+        )
+        asyncio.run(fill(svc.dsn, SMALL + 1, LARGE))
+        asyncio.run(rebuild_rollups(svc.database_url))
+        print(f"  loaded {LARGE:,} rows/table in {time.perf_counter() - t0:.0f} s", flush=True)
+        large = asyncio.run(p95s(svc.url))
+        print(
+            f"  {LARGE:,} rows/table: "
+            + ", ".join(f"{k} p95 {v:.2f} ms" for k, v in large.items()),
+            flush=True,
+        )
+    ratios = {k: large[k] / small[k] for k in ENDPOINTS}
+    worst = max(ratios, key=lambda k: ratios[k])
+    print(
+        "  ratios (1M / 10k): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
+        + " (target <= 2.0)",
+        flush=True,
+    )
+    return BenchResult(
+        name="stats_scaling",
+        ratio=ratios[worst],
+        ours=large[worst],
+        baseline=small[worst],
+        unit=f"ms p95 ({worst}, 1M rows vs 10k rows)",
+        target="<= 2.0",
+        extra={"small_ms": small, "large_ms": large, "ratios": ratios},
+    )
