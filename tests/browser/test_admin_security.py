@@ -3,8 +3,10 @@ in-process app for the configurations the demo does not use)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -122,28 +124,34 @@ def split_token_app(monkeypatch: pytest.MonkeyPatch, tmp_path):  # type: ignore[
     return create_app(settings, telemetry=False)
 
 
-async def test_read_only_session_cannot_delete_and_logs_page_explains_grafana(
+def test_read_only_session_cannot_delete_and_logs_page_explains_grafana(
     split_token_app,  # type: ignore[no-untyped-def]
 ) -> None:
-    transport = httpx.ASGITransport(app=split_token_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as client:
-        form = await client.get("/admin/login")
-        nonce = re.search(r'name="login_csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-        bad = await client.post(
-            "/admin/login", data={"token": "ingest-token-456", "login_csrf": nonce}
-        )
-        assert bad.status_code == 401  # an ingest-only token cannot read the pages
-        ok = await client.post(
-            "/admin/login", data={"token": "reader-token-123", "login_csrf": nonce}
-        )
-        assert ok.status_code == 303
-        logs = await client.get("/admin/logs")
-        assert "Grafana is not configured." in logs.text
-        assert "GRAFANA_URL" in logs.text and "explore?" not in logs.text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', logs.text).group(1)  # type: ignore[union-attr]
-        resp = await client.post(
-            "/admin/memory/00000000-0000-0000-0000-000000000001/delete",
-            data={"csrf_token": csrf},
-        )
-        assert resp.status_code == 403
-        assert "read-only" in resp.text
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=split_token_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as client:
+            form = await client.get("/admin/login")
+            found = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
+            assert found
+            nonce = found.group(1)
+            bad = await client.post(
+                "/admin/login", data={"token": "ingest-token-456", "login_csrf": nonce}
+            )
+            assert bad.status_code == 401  # an ingest-only token cannot read the pages
+            ok = await client.post(
+                "/admin/login", data={"token": "reader-token-123", "login_csrf": nonce}
+            )
+            assert ok.status_code == 303
+            logs = await client.get("/admin/logs")
+            assert "Grafana is not configured." in logs.text
+            assert "GRAFANA_URL" in logs.text and "explore?" not in logs.text
+            resp = await client.post(
+                "/admin/memory/00000000-0000-0000-0000-000000000001/delete",
+                data={"csrf_token": csrf_of(logs)},
+            )
+            assert resp.status_code == 403
+            assert "read-only" in resp.text
+
+    # Its own thread and loop: in this session Playwright's sync API holds the main loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result(timeout=60)
