@@ -50,7 +50,6 @@ import re
 import threading
 import time
 import traceback
-import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from otel_assist import metrics
 from otel_assist.correlation import new_correlation_id, set_correlation_id
 from otel_assist.history import HistoryShipper, default_shipper
 from otel_assist.logs import get_logger
+from otel_assist.queue_envelope import new_message_id as new_id
 from otel_assist.settings import _Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -522,8 +522,8 @@ def _wrap(func: Callable[..., Any], tracker: JobTracker, meta_of: Callable[[], J
         @functools.wraps(func)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             meta = meta_of()
-            run_id = uuid.uuid4().hex
-            cid = new_correlation_id()
+            run_id = new_id()
+            cid = new_id()
             p0 = perf()
             put("start", run_id, meta, now(), time.monotonic(), cid)
             token = context.attach(set_correlation_id(cid, context.Context()))
@@ -543,8 +543,8 @@ def _wrap(func: Callable[..., Any], tracker: JobTracker, meta_of: Callable[[], J
         @functools.wraps(func)
         def run_sync(*args: Any, **kwargs: Any) -> Any:
             meta = meta_of()
-            run_id = uuid.uuid4().hex
-            cid = new_correlation_id()
+            run_id = new_id()
+            cid = new_id()
             p0 = perf()
             put("start", run_id, meta, now(), time.monotonic(), cid)
             token = context.attach(set_correlation_id(cid, context.Context()))

@@ -52,6 +52,7 @@ from otel_assist.correlation import (
     set_correlation_id,
 )
 from otel_assist.history import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
+from otel_assist.hot_metrics import hot_path
 from otel_assist.logs import get_logger
 from otel_assist.settings import _Reader
 
@@ -92,6 +93,7 @@ class _Instruments:
         self.queue_name = queue_name
         self._catalog: metrics.Catalog | None = None
         self._processed: dict[tuple[str, str], dict[str, Any]] = {}
+        self._interned: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.refresh()
 
     def refresh(self) -> _Instruments:
@@ -99,6 +101,7 @@ class _Instruments:
         if cat is self._catalog:
             return self
         self._catalog = cat
+        hot_path.ensure_registered(cat)
         q = self.queue_name
         self.messages = cat["queue_messages"].raw
         self.push_attrs = cat["queue_messages"].attributes(queue_name=q, direction="push")
@@ -112,14 +115,18 @@ class _Instruments:
         }
         self.processed = cat["messages_processed"]
         self._processed = {}
+        self._interned = {}
         return self
 
     def processed_attrs(self, source: str, status: str) -> dict[str, Any]:
+        """Folded attributes, one dict object per distinct folded value (the hot-path
+        buffer sums counters per dict identity)."""
         key = (source, status)
         attrs = self._processed.get(key)
         if attrs is None:
-            attrs = self.processed.attributes(source=source, status=status)
-            if len(self._processed) < 512:
+            folded = self.processed.attributes(source=source, status=status)
+            attrs = self._interned.setdefault(tuple(sorted(folded.items())), folded)
+            if len(self._processed) < 10_000:
                 self._processed[key] = attrs
         return attrs
 
@@ -229,7 +236,7 @@ class QueueProducer:
                 _count_error(self.queue_name, "push", exc)
             raise
         m = self._m.refresh()
-        m.messages.add(1, m.push_attrs)
+        hot_path.add(m.messages, m.push_attrs)
         if self.shipper is not None:
             self.shipper.submit(
                 "queue",
@@ -349,7 +356,7 @@ class QueueConsumer:
     async def _accept(self, raw: bytes) -> Message | None:
         now = time.time()
         m = self._m.refresh()
-        m.messages.add(1, m.pop_attrs)
+        hot_path.add(m.messages, m.pop_attrs)
         decoded = qe.decode(raw, self.settings.max_message_bytes)
         env = decoded.envelope
         if env is not None:
@@ -365,7 +372,7 @@ class QueueConsumer:
                 env.enqueued_at,
                 env.baggage,
             )
-            m.wait.record(max(0.0, now - env.enqueued_at), m.queue_attrs)
+            hot_path.record(m.wait, m.queue_attrs, max(0.0, now - env.enqueued_at))
         else:
             reason = decoded.reason or "invalid_json"
             metrics.catalog()["queue_invalid_messages"].add(
@@ -446,8 +453,8 @@ class QueueConsumer:
         finally:
             elapsed = time.perf_counter() - start
             context.detach(token)
-        m.processing.raw.record(elapsed, m.processing_attrs[status])
-        m.processed.raw.add(1, m.processed_attrs(source, status))
+        hot_path.record(m.processing.raw, m.processing_attrs[status], elapsed)
+        hot_path.add(m.processed.raw, m.processed_attrs(source, status))
         return status == "success"
 
     async def run(self) -> None:

@@ -19,6 +19,7 @@ import time
 from typing import Any, TypeVar
 
 from otel_assist import metrics
+from otel_assist.hot_metrics import hot_path
 
 ClientT = TypeVar("ClientT")
 _FLAG = "_otel_assist_metrics"
@@ -37,6 +38,7 @@ class _Recorder:
         cat = metrics.catalog()
         if cat is not self._catalog:
             self._catalog = cat
+            hot_path.ensure_registered(cat)
             self._raw = cat[_NAME].raw
             self._ok = {}
         return self._raw
@@ -48,7 +50,7 @@ class _Recorder:
             attrs = self._fold(command, None)
             if len(self._ok) < 256:
                 self._ok[command] = attrs
-        raw.record(seconds, attrs)
+        hot_path.record(raw, attrs, seconds)
 
     def error(self, command: Any, seconds: float, exc: BaseException) -> None:
         raw = self._instrument()
