@@ -363,6 +363,12 @@ def start_stack(workdir: Path) -> Iterator[Stack]:
                 "WORKLOAD_HTTP_PORT": str(http_port),
                 "PYTHONPATH": str(ROOT),
             }
+            if role == "cron":
+                # History shipper towards a rest_service that is not running, with a buffer
+                # of 5 events and no spool: job events are really dropped and counted.
+                env["OTEL_ASSIST_HISTORY_URL"] = f"http://127.0.0.1:{servers.free_port()}"
+                env["OTEL_ASSIST_HISTORY_BUFFER_SIZE"] = "5"
+                env["OTEL_ASSIST_HISTORY_TIMEOUT_MS"] = "200"
             if role == "assistant":
                 # A log queue of 2 records overflows on every burst: the dropped-records
                 # counter (and LogRecordsDropped) gets real drops.

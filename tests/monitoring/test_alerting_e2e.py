@@ -97,7 +97,7 @@ PROVOKED = {
     ("LLMApiErrors", "assistant_service"),
     ("QueueBacklog", "assistant_service"),
     ("QueueOldestMessageTooOld", "assistant_service"),
-    ("HistoryEventsDropped", "assistant_service"),
+    ("HistoryEventsDropped", "cron_service"),
     ("LogRecordsDropped", "assistant_service"),
     ("CronJobFailures", "cron_service"),
     ("CronJobConsecutiveFailures", "cron_service"),
@@ -129,10 +129,8 @@ def test_faults_fire_their_alerts_and_every_query_returns_data(stack: Stack) -> 
         "error_logs",
         "llm_fail",
         "backlog",
-        "drop_history",
         "job_fail",
         "job_missed",
-        "job_timeout",
         "job_stuck",
     ):
         stack.fault(fault)

@@ -10,14 +10,17 @@ switched on and off by files in <control-dir> (``touch <dir>/<fault>``), read ev
     rest_service      a Starlette app behind otel_assist's ASGI middleware, served by uvicorn
                       and driven by its own HTTP client (fault ``http_fail``: /api/jobs -> 500)
     assistant_service LLM, tools, memory, RAG, messages, queues, Redis commands
-                      (faults ``llm_fail``, ``error_logs``, ``backlog``, ``drop_history``)
-    cron_service      job runs, durations, scheduled/stuck/consecutive-failure gauges
-                      (faults ``job_fail``, ``job_missed``, ``job_timeout``, ``job_stuck``)
+                      (faults ``llm_fail``, ``error_logs``, ``backlog``)
+    cron_service      real APScheduler jobs tracked by ``otel_assist.jobs.track_scheduler``
+                      (faults ``job_fail``: a job raises; ``job_stuck``: a job hangs past
+                      its max runtime, so it times out; ``job_missed``: a scheduler is
+                      paused, so its runs are missed); its history shipper points at a
+                      rest_service that is not there, with a 5-event buffer: real drops
     calendar_service  a quiet service: logs and target_info only (stopped to provoke ServiceDown)
 
-Queue and cron metrics are recorded through the catalog instruments directly (the same
-instruments the queue/cron instrumentation uses), because this test is about what Prometheus,
-the rules and the dashboards do with them.
+Queue metrics are recorded through the catalog instruments directly (the same instruments
+otel_assist.queues uses): a backlog whose oldest message is 5 minutes old would otherwise
+take 5 minutes of real time.
 """
 
 from __future__ import annotations
@@ -138,45 +141,51 @@ def run_assistant(faults: Faults) -> None:
             cat["queue_oldest_message_age"].set(
                 400.0 if backlog and queue == "to_secretary" else 0.5, queue_name=queue
             )
-        history_outcome = "dropped" if faults.on("drop_history") else "sent"
-        cat["history_events"].add(1, kind="queue", outcome=history_outcome)
-        cat["history_buffered_events"].set(n % 5, kind="queue")
         time.sleep(TICK)
 
 
 def run_cron(faults: Faults) -> None:
+    """Real APScheduler jobs tracked by otel_assist.jobs.track_scheduler."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from otel_assist.jobs import track_scheduler
+
     log = otel_assist.get_logger("cron")
-    cat = metrics.catalog()
-    consecutive = 0
-    n = 0
-    for job_type in ("reminder", "memory_extraction", "update_reminders"):
-        cat["cron_scheduled_jobs"].set(3, job_type=job_type)
+
+    def memory_extraction() -> None:
+        time.sleep(random.uniform(0.05, 0.3))
+        if faults.on("job_fail"):
+            raise RuntimeError("LLM API unavailable")
+        log.info("facts extracted", event_type="job_end")
+
+    def reminder(user_id: int) -> None:
+        log.info("reminder sent", event_type="job_end", user_id=user_id)
+
+    def update_reminders() -> None:
+        deadline = time.monotonic() + 120
+        while faults.on("job_stuck") and time.monotonic() < deadline:
+            time.sleep(0.1)  # hangs past its 1s max runtime while the fault is on
+
+    main = BackgroundScheduler(timezone="UTC")
+    track_scheduler(main, max_runtime={"update_reminders": 1.0}, grace=0.5, sweep_interval=0.2)
+    main.add_job(memory_extraction, "interval", seconds=1, id="memory_extraction_1")
+    main.add_job(reminder, "interval", seconds=1, id="reminder_42", kwargs={"user_id": 42})
+    main.add_job(update_reminders, "interval", seconds=1, id="update_reminders_1")
+    main.start()
+    # A second scheduler whose job is missed while it is paused (fault ``job_missed``).
+    digest = BackgroundScheduler(timezone="UTC")
+    track_scheduler(digest, grace=0.5, sweep_interval=0.2)
+    digest.add_job(lambda: None, "interval", seconds=1, id="daily_digest_1")
+    digest.start()
+    paused = False
     while True:
-        n += 1
-        with otel_assist.correlation_scope():
-            log.info("job started", event_type="job_start", job_type="memory_extraction")
-            if faults.on("job_fail"):
-                consecutive += 1
-                status = "failed"
-                log.error("job failed", event_type="job_error", job_type="memory_extraction")
+        want = faults.on("job_missed")
+        if want != paused:
+            if want:
+                digest.pause()
             else:
-                consecutive = 0
-                status = "completed"
-                log.info("job finished", event_type="job_end", job_type="memory_extraction")
-            cat["cron_jobs"].add(1, job_type="memory_extraction", status=status)
-            cat["cron_job_duration"].record(random.uniform(0.2, 3), job_type="memory_extraction")
-            cat["cron_job_consecutive_failures"].set(consecutive, job_type="memory_extraction")
-            cat["cron_jobs"].add(1, job_type="reminder", status="completed")
-            cat["cron_job_duration"].record(0.05, job_type="reminder")
-            if faults.on("job_missed"):
-                cat["cron_jobs"].add(1, job_type="update_reminders", status="missed")
-            if faults.on("job_timeout"):
-                cat["cron_jobs"].add(1, job_type="update_reminders", status="timed_out")
-            cat["cron_jobs_running_over_max_runtime"].set(
-                1 if faults.on("job_stuck") else 0, job_type="update_reminders"
-            )
-            cat["history_events"].add(1, kind="job", outcome="sent")
-            cat["history_buffered_events"].set(0, kind="job")
+                digest.resume()
+            paused = want
         time.sleep(TICK)
 
 
