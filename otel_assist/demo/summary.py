@@ -167,12 +167,16 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def render_block(s: Snapshot) -> list[str]:
+def render_block(s: Snapshot, final: bool = False) -> list[str]:
     """The multi-line view for a terminal."""
     span = f" of {_clock(s.duration_s)}" if s.duration_s else ""
+    state = (
+        f"stopped after {_clock(s.elapsed_s)}"
+        if final
+        else f"running {_clock(s.elapsed_s)}{span}  ·  Ctrl-C stops and flushes history"
+    )
     lines = [
-        f"\x1b[1motel-assist demo\x1b[0m  running {_clock(s.elapsed_s)}{span}"
-        "  ·  Ctrl-C stops and flushes history",
+        f"\x1b[1motel-assist demo\x1b[0m  {state}",
         "",
         f"  {'queue':<14}{'length':>8}{'oldest':>10}{'pushed':>9}{'popped':>9}",
     ]
@@ -238,7 +242,7 @@ class Display:
 
     def show(self, snap: Snapshot, final: bool = False) -> None:
         if self.tty:
-            lines = render_block(snap)
+            lines = render_block(snap, final)
             if self._drawn:
                 self.out.write(f"\x1b[{self._drawn}F\x1b[J")
             self.out.write("\n".join(lines) + "\n")
