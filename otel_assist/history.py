@@ -48,6 +48,7 @@ from otel_assist.settings import ConfigurationError, _Reader
 Kind = Literal["job", "queue"]
 KINDS: tuple[Kind, ...] = ("job", "queue")
 PAYLOAD_RAW_KEY = "_payload_raw"
+YIELD_EVERY = 16
 _log = get_logger("otel_assist.history")
 
 
@@ -398,13 +399,24 @@ class HistoryShipper:
             batch: list[dict[str, Any] | bytes] = []
             while buf and len(batch) < self._batch:
                 batch.append(buf.popleft())
-            lines = [self._wire(kind, e) for e in batch]
+            lines = self._wire_all(kind, batch)
             try:
                 self._post(client, kind, lines, final)
             except _Unavailable:
                 # Back at the front, already serialised, so the retry sends the same bytes.
                 buf.extendleft(reversed(lines))
                 raise
+
+    def _wire_all(self, kind: Kind, batch: list[dict[str, Any] | bytes]) -> list[bytes]:
+        """Serialise a batch, giving the GIL away every few events: a host event loop
+        waiting for it would otherwise stall for up to the interpreter's switch interval
+        (5 ms) while this thread works through a batch."""
+        lines = []
+        for i, event in enumerate(batch):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)
+            lines.append(self._wire(kind, event))
+        return lines
 
     def _wire(self, kind: Kind, event: dict[str, Any] | bytes) -> bytes:
         if isinstance(event, bytes):
@@ -456,7 +468,7 @@ class HistoryShipper:
             buf = self._buffers[kind]
             while buf:
                 batch = [buf.popleft() for _ in range(min(len(buf), 2000))]
-                lines = [self._wire(kind, e) for e in batch]
+                lines = self._wire_all(kind, batch)
                 written = self._spool.append(kind, lines)
                 self._count(kind, "spooled", written)
                 if written < len(lines):
