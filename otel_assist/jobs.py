@@ -150,6 +150,9 @@ class JobTracker:
         self._unmatched_starts: dict[str, deque[str]] = defaultdict(deque)
         self._reported_missed: dict[tuple[str, datetime], float] = {}
         self._tracked_ids: dict[str, bool] = {}
+        self._attrs: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._attrs_catalog: metrics.Catalog | None = None
+        self._last_consecutive: dict[str, int] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -260,10 +263,14 @@ class JobTracker:
         correlation_id: str,
     ) -> None:
         self.running.pop(run_id, None)
-        cat = metrics.catalog()
         status = "failed" if exc is not None else "completed"
-        cat["cron_jobs"].add(1, job_type=meta.job_type, status=status)
-        cat["cron_job_duration"].record(duration_s, job_type=meta.job_type)
+        self._count(meta.job_type, status)
+        cat = metrics.catalog()
+        key = ("duration", meta.job_type)
+        attrs = self._attrs.get(key)
+        if attrs is None or self._attrs_catalog is not cat:
+            attrs = self._fold_cached(key, "cron_job_duration", job_type=meta.job_type)
+        cat["cron_job_duration"].raw.record(duration_s, attrs)
         if exc is None:
             self.consecutive[meta.job_id] = 0
             _log.info(
@@ -303,6 +310,25 @@ class JobTracker:
             )
         self._set_consecutive_gauge(meta.job_type)
 
+    def _fold_cached(self, key: tuple[str, ...], name: str, **attrs: str) -> dict[str, Any]:
+        cat = metrics.catalog()
+        if self._attrs_catalog is not cat:
+            self._attrs_catalog = cat
+            self._attrs = {}
+        folded = cat[name].attributes(**attrs)
+        if len(self._attrs) < 10_000:
+            self._attrs[key] = folded
+        return folded
+
+    def _count(self, job_type: str, status: str) -> None:
+        """cron_jobs_total += 1, attributes folded once per (type, status)."""
+        cat = metrics.catalog()
+        key = ("count", job_type, status)
+        attrs = self._attrs.get(key)
+        if attrs is None or self._attrs_catalog is not cat:
+            attrs = self._fold_cached(key, "cron_jobs", job_type=job_type, status=status)
+        cat["cron_jobs"].raw.add(1, attrs)
+
     def _set_consecutive_gauge(self, job_type: str) -> None:
         worst = max(
             (
@@ -312,7 +338,11 @@ class JobTracker:
             ),
             default=0,
         )
-        metrics.catalog()["cron_job_consecutive_failures"].set(worst, job_type=job_type)
+        if self._attrs_catalog is not metrics.catalog():
+            self._last_consecutive = {}  # a new catalog starts without gauge values
+        if self._last_consecutive.get(job_type) != worst:
+            self._last_consecutive[job_type] = worst
+            metrics.catalog()["cron_job_consecutive_failures"].set(worst, job_type=job_type)
 
     def _on_submitted(self, job_id: str, run_times: list[datetime]) -> None:
         pending = self._pending[job_id]
@@ -373,7 +403,7 @@ class JobTracker:
             return
         self._reported_missed[key] = time.monotonic()
         self._known_types.add(meta.job_type)
-        metrics.catalog()["cron_jobs"].add(1, job_type=meta.job_type, status="missed")
+        self._count(meta.job_type, "missed")
         run_id = _missed_run_id(meta.job_id, due)
         _log.warning(
             "job run missed",
@@ -389,7 +419,7 @@ class JobTracker:
         self._ship(run_id, meta, "missed", due.timestamp(), cid)
 
     def _skipped(self, meta: JobMeta, due: datetime) -> None:
-        metrics.catalog()["cron_jobs"].add(1, job_type=meta.job_type, status="skipped")
+        self._count(meta.job_type, "skipped")
         run_id = "skipped-" + _missed_run_id(meta.job_id, due)[7:]
         _log.warning(
             "job run skipped: previous run still going (max instances reached)",
@@ -418,7 +448,7 @@ class JobTracker:
             over[info.meta.job_type] += 1
             if not info.timed_out:
                 info.timed_out = True
-                cat["cron_jobs"].add(1, job_type=info.meta.job_type, status="timed_out")
+                self._count(info.meta.job_type, "timed_out")
                 _log.warning(
                     "job run exceeded its max runtime",
                     event_type="job_error",
@@ -663,7 +693,16 @@ def track_scheduler(
         if not callable(target):
             tracker._tracked_ids[job.id] = False
             return
-        wrapper = _wrap(target, tracker, lambda: opts.meta(job))
+        cache: list[Any] = [None, None]  # (job.kwargs object, JobMeta)
+
+        def meta_of() -> JobMeta:
+            # Rebuilt only when APScheduler replaced the job's kwargs (job.modify).
+            if cache[0] is not job.kwargs:
+                cache[0], cache[1] = job.kwargs, opts.meta(job)
+            meta: JobMeta = cache[1]
+            return meta
+
+        wrapper = _wrap(target, tracker, meta_of)
         setattr(wrapper, _FLAG, getattr(func, _FLAG, JobOptions()))
         wrapper.__otel_assist_scheduler_wrapped__ = True
         job.func = wrapper
