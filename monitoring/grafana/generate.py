@@ -613,7 +613,49 @@ OVERVIEW = Dashboard(
             ],
             unit="ops",
         ),
+        Panel(
+            "RAG search p50 / p95",
+            "timeseries",
+            quantiles("rag_search_duration_seconds", "status", 'job=~"$service"', (0.5, 0.95)),
+            unit="s",
+        ),
+        Panel(
+            "Redis command p95",
+            "timeseries",
+            [
+                prom(
+                    "histogram_quantile(0.95, sum by (job, db_operation_name, le) "
+                    "(rate(db_client_operation_duration_seconds_bucket"
+                    f'{{job=~"$service"}}[{RI}])))',
+                    legend="{{job}} {{db_operation_name}}",
+                )
+            ],
+            unit="s",
+        ),
         Row("Telemetry pipeline"),
+        Panel(
+            "History events shipped to rest_service",
+            "timeseries",
+            [
+                prom(
+                    "sum by (job, kind, outcome) "
+                    f'(rate(history_events_total{{job=~"$service"}}[{RI}]))',
+                    legend="{{job}} {{kind}} {{outcome}}",
+                )
+            ],
+            unit="ops",
+            description="sent, retried, spooled to disk, or dropped (HistoryEventsDropped).",
+        ),
+        Panel(
+            "History events waiting",
+            "timeseries",
+            [
+                prom(
+                    'sum by (job, kind) (history_buffered_events{job=~"$service"})',
+                    legend="{{job}} {{kind}}",
+                )
+            ],
+        ),
         Panel(
             "Dropped telemetry (in range)",
             "stat",
