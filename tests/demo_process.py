@@ -69,15 +69,21 @@ def start_demo(
     *args: str,
     token: str = "demo-test-token-7b1c",
     env: dict[str, str] | None = None,
+    wait_ready: bool = True,
+    stdout: int | None = None,
 ) -> DemoProcess:
-    """Run the demo in ``workdir`` (its state dir lives there) and wait for the API."""
+    """Run the demo in ``workdir`` (its state dir lives there) and wait for its API.
+
+    ``stdout`` replaces the capture file with a file descriptor (a pty, in the TTY test);
+    ``wait_ready=False`` returns at once (rest_service running elsewhere)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     state_dir = workdir / ".otel-assist"
     clean_env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL}
     clean_env.update({"REST_SERVICE_TOKEN": token, "PYTHONUNBUFFERED": "1", **(env or {})})
     stdout_path = workdir / "demo-stdout.txt"
-    with stdout_path.open("wb") as out:
+    with stdout_path.open("wb") as capture:
+        out = capture.fileno() if stdout is None else stdout
         proc = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("otel-assist")),
@@ -103,7 +109,8 @@ def start_demo(
         except httpx.HTTPError:
             return False
 
-    wait_until(ready, 90, "the demo's rest_service")
+    if wait_ready:
+        wait_until(ready, 90, "the demo's rest_service")
     return demo
 
 

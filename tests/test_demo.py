@@ -5,14 +5,23 @@ values, log lines land in the log file with correlation ids, and a stop flushes 
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.demo_process import poll, start_demo
+from tests.servers import free_port, http_ok, wait_until
 
 #: Catalog metrics the demo's workload must move (Prometheus sample names).
 MOVING = (
@@ -149,14 +158,16 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
     assert '"event_type"' not in out  # the terminal shows the summary, not log lines
 
 
-def test_demo_stops_cleanly_on_sigterm_and_flushes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_demo_stops_cleanly_on_signal_and_flushes(tmp_path: Path, sig: signal.Signals) -> None:
     demo = start_demo(tmp_path, "--rate", "5", "--seed", "3")
     poll(
         lambda: demo.api.get("/queue-stats/messages", params={"limit": 5}).json(),
         20,
         "first history rows",
     )
-    code = demo.stop(timeout=60)
+    demo.proc.send_signal(sig)  # Ctrl-C, or a process manager
+    code = demo.wait(60)
     assert code == 0, demo.stdout
     assert "history flushed into rest_service: all events stored" in demo.stdout
     pushes, pops, _ = db_rows(demo.state_dir)
@@ -202,3 +213,118 @@ def test_demo_uses_postgres_and_redis_when_configured(
     runs = int(postgres.psql("select count(*) from job_executions", database="demo_external"))
     assert pushes == counted["pushed"]
     assert runs >= 2
+
+
+def test_demo_on_a_terminal_redraws_the_summary_in_place(tmp_path: Path) -> None:
+    """On a TTY: ANSI redraws of one block (no log lines in between), no summary lines."""
+    master, slave = pty.openpty()
+    demo = start_demo(tmp_path, "--duration", "6", "--seed", "1", stdout=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed the pty
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+            elif demo.proc.poll() is not None:
+                return
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    assert demo.wait(60) == 0
+    reader.join(10)
+    os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    redraws = re.findall(r"\x1b\[(\d+)F\x1b\[J", screen)
+    assert len(redraws) >= 3, screen  # refreshed about every second
+    assert len(set(redraws)) == 1  # always the same block height: redrawn in place
+    assert "queue           length    oldest   pushed   popped" in screen
+    assert "stopped after" in screen
+    assert "[demo " not in screen  # the line mode is for pipes only
+    assert '"event_type"' not in screen and "event_type=" not in screen
+
+
+def test_demo_refuses_a_taken_port_with_a_clear_message(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("otel-assist")),
+                "demo",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "REST_SERVICE_TOKEN": "t0ken-for-port-test"},
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stdout
+    assert "pass --port" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_demo_ships_to_an_external_rest_service(tmp_path: Path) -> None:
+    """OTEL_ASSIST_HISTORY_URL (the compose demo profile): no local server, history and
+    memory calls go to the rest_service that runs elsewhere (given by its root URL)."""
+    port = free_port()
+    token = "external-rest-token-91"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "REST_SERVICE_TOKEN": token,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'external.sqlite3'}",
+        "MIGRATE_ON_START": "true",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    log = (tmp_path / "rest.log").open("wb")
+    rest = subprocess.Popen(
+        [str(Path(sys.executable).with_name("rest-service")), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ready"), 60, "external rest_service")
+        demo = start_demo(
+            tmp_path / "demo",
+            "--duration",
+            "10",
+            "--rate",
+            "4",
+            token="",
+            env={
+                "OTEL_ASSIST_HISTORY_URL": f"http://127.0.0.1:{port}",
+                "OTEL_ASSIST_HISTORY_TOKEN": token,
+            },
+            wait_ready=False,
+        )
+        assert demo.wait(60) == 0, demo.stdout
+        out = demo.stdout
+        assert f"Admin pages  http://127.0.0.1:{port}/admin" in out
+        assert "history flushed into rest_service: all events stored" in out
+        assert not (demo.state_dir / "rest_service.sqlite3").exists()
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        rows = api.get("/queue-stats/messages", params={"limit": 1000}).json()
+        assert len([r for r in rows if r["direction"] == "push"]) == final_line(out)["pushed"]
+        assert api.get("/job-executions", params={"hours": 1}).json()
+    finally:
+        rest.terminate()
+        rest.wait(30)
+        log.close()

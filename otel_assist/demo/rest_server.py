@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -59,8 +60,21 @@ class RestServer:
         except SystemExit as exc:  # uvicorn exits the process when it cannot bind
             raise RuntimeError(f"uvicorn stopped (exit code {exc.code})") from None
 
+    def check_port(self) -> None:
+        """Fail early, with the fix in the message, when the port is taken."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((self.host, self.port))
+            except OSError as exc:
+                raise RuntimeError(
+                    f"cannot listen on {self.host}:{self.port} ({exc.strerror}); "
+                    "pass --port with a free port"
+                ) from None
+
     async def start(self, timeout_s: float = 60.0) -> None:
         """Serve in a task and wait until it listens (raises if startup failed)."""
+        self.check_port()
         self._task = asyncio.create_task(self._serve(), name="rest_service")
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not self.server.started:
@@ -76,6 +90,11 @@ class RestServer:
 
     async def stop(self) -> None:
         if self._task is None:
+            return
+        if self._task.done():
+            # Startup failed; the error was reported by start().
+            if not self._task.cancelled():
+                self._task.exception()
             return
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, SystemExit):

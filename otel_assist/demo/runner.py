@@ -243,6 +243,7 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     except Exception as exc:
         log.error("demo failed", event_type="error", error=repr(exc), exc_info=True)
         out.write(f"otel-assist demo: {exc}\n")
+        out.flush()
         code = 1
     finally:
         display.release()
@@ -263,11 +264,15 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         if reachable:
             with contextlib.suppress(Exception):
                 display.show(await collector.snapshot(), final=True)
-        out.write(
-            "history flushed into rest_service: "
-            + ("all events stored" if flushed else f"{shipper.pending()} events left (spooled)")
-            + "\n"
-        )
+        if not reachable:
+            out.write("rest_service never started: no history to flush\n")
+        elif flushed:
+            out.write("history flushed into rest_service: all events stored\n")
+        else:
+            out.write(
+                f"history: {shipper.pending()} events not delivered; they stay in "
+                f"{options.state_dir / 'history-spool'} and are sent on the next run\n"
+            )
         if server is not None:
             await server.stop()
         await api.aclose()
