@@ -243,3 +243,40 @@ def test_service_down_inhibits_the_same_services_error_rate_alerts(stack: Stack)
     assert states["ServiceDown"]["state"] == "active"
     for name in ("HighErrorLogRate", "HighHttp5xxRate"):
         assert states[name]["state"] == "suppressed" and states[name]["inhibitedBy"], states
+
+
+def test_collector_down_inhibits_service_down(stack: Stack) -> None:
+    """Without the Collector no service can report: one alert, not one per service."""
+    collector_down = {
+        "labels": {
+            "alertname": "MonitoringTargetDown",
+            "service": "otel-collector",
+            "job": "otel-collector",
+            "instance": "collector:8888",
+            "severity": "critical",
+        },
+        "annotations": {
+            "summary": "Prometheus cannot scrape otel-collector",
+            "description": "probe",
+            "runbook": "Check first: the Collector",
+        },
+    }
+    service_down = {
+        "labels": {
+            "alertname": "ServiceDown",
+            "service": "collector_probe",
+            "job": "collector_probe",
+            "severity": "critical",
+        },
+        "annotations": {
+            "summary": "collector_probe is down",
+            "description": "probe",
+            "runbook": "Check first: the Collector",
+        },
+    }
+    _post_alerts(stack, [collector_down, service_down])
+    stack.telegram.wait_for(
+        _is("MonitoringTargetDown", "otel-collector"), 30, "MonitoringTargetDown (collector)"
+    )
+    time.sleep(5)
+    assert not any(_is("ServiceDown", "collector_probe")(m) for m in stack.telegram.messages)
