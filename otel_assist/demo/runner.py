@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import random
 import secrets
@@ -186,6 +187,7 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         if res.external_api
         else RestServer(options.host, options.port, res.token, res.database_url, res.redis_url)
     )
+    _quiet_chatty_loggers()
     base = server.base_url if server is not None else (res.external_api or "").rsplit("/api/", 1)[0]
     api_url = res.external_api or api_base(base)
     shipper = HistoryShipper(
@@ -287,6 +289,15 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         out.write(f"demo stopped; its log lines are in {res.log_path}\n")
         out.flush()
     return code
+
+
+def _quiet_chatty_loggers() -> None:
+    """One INFO line per outgoing HTTP call (httpx), per mapper set-up (SQLAlchemy ORM) and
+    per request without route or correlation_id (uvicorn's access log) would outnumber the
+    demo's own lines; requests are counted in the HTTP metrics instead. Called after the
+    uvicorn Config exists, because creating it re-routes (and resets) library loggers."""
+    for name in ("httpx", "sqlalchemy.orm", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _first_signal(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, sig: int) -> Any:
