@@ -6,7 +6,7 @@
 # here and not on its own.
 set -eu
 : "${GRAFANA_PG_PASSWORD:?set GRAFANA_PG_PASSWORD for the grafana_ro role}"
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd)  # run, or sourced by the image
 psql -v ON_ERROR_STOP=1 -v ro_password="$GRAFANA_PG_PASSWORD" \
   --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" \
   -f "$here/sql/grafana_readonly.sql"

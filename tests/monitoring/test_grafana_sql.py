@@ -224,3 +224,38 @@ def test_grafana_ro_reads_only_the_three_tables(filled: str) -> None:
         run_as_grafana(filled, dsn_sql)
     with pytest.raises(AssertionError, match="read-only transaction"):
         run_as_grafana(filled, "DELETE FROM user_memories")
+
+
+def _run_init_script(
+    pg: servers.Postgres, database: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(MONITORING / "postgres" / "10-grafana-readonly.sh")],
+        env={
+            "PATH": f"{servers.PG_BIN}:/usr/bin:/bin",
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(pg.port),
+            "PGPASSWORD": pg.password,
+            "POSTGRES_USER": pg.user,
+            "POSTGRES_DB": database,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_init_script_as_the_postgres_image_runs_it(postgres: servers.Postgres, filled: str) -> None:
+    """The docker-entrypoint-initdb.d hook: needs the password, idempotent, grants on create."""
+    postgres.create_database("grafana_init")
+    refused = _run_init_script(postgres, "grafana_init")
+    assert refused.returncode != 0 and "GRAFANA_PG_PASSWORD" in refused.stderr
+    for _ in range(2):
+        out = _run_init_script(postgres, "grafana_init", GRAFANA_PG_PASSWORD=RO_PASSWORD)
+        assert out.returncode == 0, out.stderr
+    postgres.psql(
+        "CREATE TABLE user_memories (user_id bigint, content text)", database="grafana_init"
+    )
+    postgres.psql("INSERT INTO user_memories VALUES (7, 'x')", database="grafana_init")
+    url = filled.rsplit("/", 1)[0] + "/grafana_init"
+    assert run_as_grafana(url, "SELECT user_id FROM user_memories") == ["7"]
