@@ -239,7 +239,15 @@ class _Unavailable(Exception):
 class HistoryShipper:
     """Background sender of history events. See the module docstring."""
 
-    def __init__(self, settings: HistorySettings | None = None, *, transport: Any = None) -> None:
+    def __init__(
+        self,
+        settings: HistorySettings | None = None,
+        *,
+        transport: Any = None,
+        start: bool = True,
+    ) -> None:
+        """``transport``: an httpx transport (tests, benchmarks); ``start=False`` leaves the
+        sender thread off, so events only accumulate (benchmarks measuring the enqueue)."""
         self.settings = settings or HistorySettings.from_env()
         self.enabled = self.settings.enabled
         self._buffers: dict[str, deque[dict[str, Any] | bytes]] = {k: deque() for k in KINDS}
@@ -267,7 +275,8 @@ class HistoryShipper:
                     self.settings.spool_max_bytes,
                     self.settings.spool_segment_bytes,
                 )
-            self._start()
+            if start:
+                self._start()
 
     # ---------------------------------------------------------------- caller side
 
@@ -301,6 +310,14 @@ class HistoryShipper:
             self._wake.set()
             self._idle.wait(min(0.2, max(0.0, deadline - time.monotonic())))
         return self.pending() == 0
+
+    def clear(self) -> int:
+        """Forget everything buffered in memory (not counted); returns how many events."""
+        n = 0
+        for buf in self._buffers.values():
+            n += len(buf)
+            buf.clear()
+        return n
 
     def pending(self) -> int:
         """Events not yet accepted by rest_service (memory + spool)."""
@@ -526,7 +543,7 @@ def default_shipper() -> HistoryShipper:
         if _default is None:
             try:
                 _default = HistoryShipper()
-            except (ConfigurationError, OSError) as exc:
+            except Exception as exc:  # never let history take the service down
                 _log.error("history shipper disabled: bad configuration", error=str(exc))
                 _default = _Disabled()
             atexit.register(_default.shutdown)

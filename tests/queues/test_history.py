@@ -98,9 +98,10 @@ def test_a_bad_event_does_not_block_its_batch(rest_service: RestService) -> None
                              "direction": "sideways"})  # fmt: skip
     assert shipper.flush(15)
     shipper.shutdown()
-    assert rest_service.count(
-        f"select count(*) from queue_message_logs where queue_name = '{queue}'"
-    ) == 9
+    assert (
+        rest_service.count(f"select count(*) from queue_message_logs where queue_name = '{queue}'")
+        == 9
+    )
     assert shipper.stats[("queue", "dropped")] == 1
     assert shipper.stats[("queue", "sent")] == 9
 
@@ -172,20 +173,30 @@ async def test_rest_service_down_30s_every_event_exactly_once(
 
     assert outage >= 30
     assert len(set(pushed)) == 5000
-    assert rest_service.count(
-        f"select count(*) from queue_message_logs where queue_name = '{queue_name}'"
-    ) == 10_000
-    assert rest_service.count(
-        f"select count(distinct message_id) from queue_message_logs "
-        f"where queue_name = '{queue_name}' and direction = 'pop'"
-    ) == 5000
-    assert rest_service.count(
-        f"select count(*) from job_executions where job_id = '{job_id}'"
-    ) == runs["n"]
-    assert rest_service.count(
-        f"select count(*) from job_executions where job_id = '{job_id}' "
-        f"and status = 'completed' and started_at is not null and duration_ms is not null"
-    ) == runs["n"]
+    assert (
+        rest_service.count(
+            f"select count(*) from queue_message_logs where queue_name = '{queue_name}'"
+        )
+        == 10_000
+    )
+    assert (
+        rest_service.count(
+            f"select count(distinct message_id) from queue_message_logs "
+            f"where queue_name = '{queue_name}' and direction = 'pop'"
+        )
+        == 5000
+    )
+    assert (
+        rest_service.count(f"select count(*) from job_executions where job_id = '{job_id}'")
+        == runs["n"]
+    )
+    assert (
+        rest_service.count(
+            f"select count(*) from job_executions where job_id = '{job_id}' "
+            f"and status = 'completed' and started_at is not null and duration_ms is not null"
+        )
+        == runs["n"]
+    )
     assert shipper.stats.get(("queue", "dropped"), 0) == 0
     assert shipper.stats.get(("job", "dropped"), 0) == 0
     assert metric_view.value("history_events", outcome="retried") > 0
@@ -243,19 +254,18 @@ def test_producer_restarted_mid_outage_with_spool_loses_nothing(
         rest_service.process.start()
     try:
         q = f"queue_name = '{queue_name}'"
-        wait_for(
-            lambda: rest_service.count(f"select count(*) from queue_message_logs where {q}")
-            >= 2000,
-            60,
-            "all pushes in Postgres",
-        )
+
+        def all_stored() -> bool:
+            if second.poll() is not None:
+                raise AssertionError(f"producer died: {second.communicate()[1].decode()[-2000:]}")
+            return rest_service.count(f"select count(*) from queue_message_logs where {q}") >= 2000
+
+        wait_for(all_stored, 60, "all pushes in Postgres")
         wait_for(lambda: not any(spool.glob("*.jsonl")), 30, "spool drained")
     finally:
         second.send_signal(signal.SIGTERM)
         second.communicate(timeout=30)
     assert len(set(ids)) == 2000
-    stored = set(
-        rest_service.sql(f"select message_id from queue_message_logs where {q}").split()
-    )
+    stored = set(rest_service.sql(f"select message_id from queue_message_logs where {q}").split())
     assert stored == set(ids)
     assert rest_service.count(f"select count(*) from queue_message_logs where {q}") == 2000
