@@ -43,7 +43,7 @@ import orjson
 
 from otel_assist import metrics
 from otel_assist.logs import get_logger
-from otel_assist.settings import ConfigurationError, _Reader
+from otel_assist.settings import _Reader
 
 Kind = Literal["job", "queue"]
 KINDS: tuple[Kind, ...] = ("job", "queue")
