@@ -23,13 +23,22 @@ die() { log "error: $*"; exit 1; }
 
 [ -r "$manifest" ] || die "missing $manifest"
 
-# --- Go --------------------------------------------------------------------------------
-GO=${GO:-}
-if [ -z "$GO" ]; then
-  if command -v go >/dev/null 2>&1; then GO=$(command -v go)
-  elif [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go
-  fi
-fi
+# --- Go ---------------------------------------------------------------------------------
+# The first Go >= 1.26 among: $GO, `go` on PATH, /usr/local/go/bin/go (an older distro Go
+# on PATH must not hide a newer one in /usr/local/go).
+go_ok() {
+  case "$("$1" env GOVERSION 2>/dev/null)" in
+    go1.2[6-9]*|go1.[3-9][0-9]*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+GO_FOUND=""
+for candidate in "${GO:-}" "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
+  [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+  [ -n "$GO_FOUND" ] || GO_FOUND=$candidate
+  if go_ok "$candidate"; then GO=$candidate; break; fi
+  GO=""
+done
 hash_input=$( { cat "$manifest"; echo "builder=$BUILDER_VERSION"; uname -sm; } )
 hash=$(printf '%s' "$hash_input" | sha256sum | cut -c1-16)
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/otel-assist/collector"
@@ -42,17 +51,17 @@ if [ -x "$binary" ] && [ -z "${OTELCOL_ASSIST_REBUILD:-}" ]; then
   exit 0
 fi
 
-if [ -z "$GO" ]; then
+if [ -z "${GO:-}" ]; then
+  if [ -n "$GO_FOUND" ]; then
+    die "Go >= 1.26 is needed to build Collector $BUILDER_VERSION; found only $GO_FOUND ($("$GO_FOUND" env GOVERSION 2>/dev/null || echo unknown)).
+  Install a newer Go into /usr/local/go or set GO=/path/to/go."
+  fi
   die "Go is not installed (no 'go' on PATH and no /usr/local/go/bin/go).
   The Collector is built from collector/manifest.yaml with the OpenTelemetry Collector
-  Builder, which needs Go >= 1.26: install it (e.g. apt-get install golang-go if your
-  distribution's is new enough, or the official tarball into /usr/local/go), or set GO=/path/to/go."
+  Builder, which needs Go >= 1.26: install it (the official tarball into /usr/local/go, or
+  your distribution's golang package if it is new enough), or set GO=/path/to/go."
 fi
-go_version=$("$GO" env GOVERSION 2>/dev/null || true)
-case "$go_version" in
-  go1.2[6-9]*|go1.[3-9][0-9]*) ;;
-  *) die "Go >= 1.26 is needed to build Collector $BUILDER_VERSION, found '${go_version:-unknown}' at $GO" ;;
-esac
+go_version=$("$GO" env GOVERSION)
 export PATH="$(dirname "$GO"):$PATH"
 
 mkdir -p "$cache_root"
@@ -79,7 +88,7 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/otelcol-assist-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp "$manifest" "$work/manifest.yaml"
-log "building otelcol-assist (manifest hash $hash) with $go_version; first build takes a few minutes"
+log "building otelcol-assist (manifest hash $hash) with $go_version; a cold build takes several minutes"
 start=$(date +%s)
 ( cd "$work" && "$builder" --config manifest.yaml ) >"$work/build.log" 2>&1 || {
   tail -n 40 "$work/build.log" >&2

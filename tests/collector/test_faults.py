@@ -21,8 +21,8 @@ import pytest
 
 from tests.collector.conftest import ServiceProcess, Stack, poll
 
-# timeout: room for a first Collector build (collector/build.sh, ~3 min cold) plus the test.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+# timeout: room for a first Collector build (collector/build.sh: up to ~10 min cold) + the test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 LOKI_OUTAGE_S = 60.0
 PROMETHEUS_OUTAGE_S = 30.0

@@ -54,7 +54,7 @@ CONTRACT_METRICS = {
 NEVER_LABELS = {"user_id", "correlation_id", "seq", "digest"}
 
 
-@pytest.mark.timeout(900)  # may include the first (cold) Collector build
+@pytest.mark.timeout(1500)  # may include the first (cold) Collector build
 def test_collector_validate_accepts_the_config(collector_binary: Path, tmp_path: Path) -> None:
     ok = subprocess.run(
         [str(collector_binary), "validate", f"--config={CONFIG}"],
