@@ -55,6 +55,13 @@ def test_jobs_page_stats_filters_and_detail(admin: Tab) -> None:
     assert types and set(types) == {"reminder"}
     assert "job_type=reminder" in page.url
 
+    page.select_option("select[name=hours]", "1")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    assert "hours=1" in page.url and "job_type=reminder" in page.url  # filters combine
+    assert page.locator("select[name=hours] option[selected]").inner_text() == "last 1 h"
+    assert page.locator("table.runs tbody tr td:nth-child(3)").count() >= 1
+
     page.select_option("select[name=job_type]", "")
     page.select_option("select[name=status]", "failed")
     page.click("form.filters button[type=submit]")
