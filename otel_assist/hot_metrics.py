@@ -62,7 +62,7 @@ class HotPath:
         """Histogram value; replayed one by one, so the SDK histogram is exact."""
         with self._lock:
             self._values.append((instrument, attributes, value))
-            full = len(self._values) >= FLUSH_AT
+            full = len(self._values) == FLUSH_AT  # wake once per filling
         if full:
             self._wake_flusher()
 

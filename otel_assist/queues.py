@@ -146,6 +146,7 @@ def _shipper(value: HistoryShipper | None, settings: QueueSettings) -> HistorySh
 
 
 _PREFIX = BAGGAGE_KEY + "="
+_EMPTY = context.Context()
 
 
 def _header_for(ctx: context.Context, cid: str) -> str | None:
@@ -162,7 +163,7 @@ def _context_for(header: str | None) -> context.Context:
     if header and header.startswith(_PREFIX):
         value = header[len(_PREFIX) :]
         if is_valid(value):
-            return set_correlation_id(value, context.Context())
+            return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY)
     ctx = context_from_baggage_header(header)
     if get_correlation_id(ctx) is None:
         ctx = set_correlation_id(new_correlation_id(), ctx)
