@@ -149,8 +149,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert code == 0, demo.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: while Playwright's sync API is open its event loop is
+    the running loop of the main thread, and every asyncio test after it would fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
