@@ -91,7 +91,10 @@ class LokiStandIn:
         self.port = servers.free_port()
         self.records: list[ReceivedRecord] = []
         self.requests = 0
-        self.rejected_while_down = 0
+        self.rejected = 0
+        self._reject_status = 0
+        self._reject_left = 0
+        self._reject_until = 0.0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._connections: set[socket.socket] = set()
@@ -131,6 +134,10 @@ class LokiStandIn:
                     body = gzip.decompress(body)
                 request = ExportLogsServiceRequest()
                 request.ParseFromString(body)
+                status = stand_in._rejection()
+                if status is not None:
+                    self._reply(status, b'{"message": "rejected by the test"}', "application/json")
+                    return
                 stand_in._keep(request)
                 self._reply(
                     200,
@@ -167,6 +174,23 @@ class LokiStandIn:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+
+    def reject(self, status: int, *, requests: int = 0, seconds: float = 0.0) -> None:
+        """Answer ``status`` instead of accepting: for the next ``requests`` pushes or for
+        ``seconds`` (what Loki does when rate limited, 429, or when a push is invalid, 400)."""
+        with self._lock:
+            self._reject_status = status
+            self._reject_left = requests
+            self._reject_until = time.monotonic() + seconds
+
+    def _rejection(self) -> int | None:
+        with self._lock:
+            if self._reject_left > 0:
+                self._reject_left -= 1
+            elif time.monotonic() >= self._reject_until:
+                return None
+            self.rejected += 1
+            return self._reject_status
 
     def _keep(self, request: ExportLogsServiceRequest) -> None:
         received = []

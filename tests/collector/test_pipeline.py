@@ -213,3 +213,37 @@ def test_metrics_and_logs_reach_prometheus_and_loki(stack: Stack) -> None:
         "assistant's target_info to go stale",
     )
     assert len(stack.query('count_over_time(target_info{job="checkout"}[3s])')) == 2
+
+
+def test_loki_rejections_are_retried_or_dropped_and_counted(stack: Stack) -> None:
+    """429/503 from Loki are retried (nothing lost); a 400 (invalid push) is dropped, counted
+    in otelcol_exporter_send_failed_log_records_total, and does not block what follows."""
+    svc = stack.add_service("checkout")
+
+    def send(seqs: range) -> None:
+        for seq in seqs:
+            svc.work(seq, user_id=seq, correlation_id=f"rej-{seq}")
+
+    # Rate limited for 3 s: the Collector retries, every record arrives.
+    stack.loki.reject(429, seconds=3)
+    send(range(0, 10))
+    poll(lambda: set(stack.loki.seqs()) >= set(range(10)), 30, "records after 429s")
+    assert stack.loki.rejected >= 1
+
+    # One push rejected as invalid: dropped (not retried forever), counted, queue moves on.
+    rejected_before = stack.loki.rejected
+    stack.loki.reject(400, requests=1)
+    send(range(10, 20))
+    poll(lambda: stack.loki.rejected > rejected_before, 20, "the 400 to be answered")
+    failed = poll(
+        lambda: stack.query(
+            'sum(otelcol_exporter_send_failed_log_records_total{job="otel-collector"})'
+        ),
+        30,
+        "send_failed_log_records in Prometheus",
+    )
+    assert float(failed[0]["value"][1]) > 0
+    send(range(20, 30))
+    poll(lambda: set(stack.loki.seqs()) >= set(range(20, 30)), 30, "records after the 400")
+    lost = set(range(10, 20)) - set(stack.loki.seqs())
+    print(f"records in the push Loki rejected with 400 (dropped, counted): {sorted(lost)}")
