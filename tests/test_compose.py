@@ -275,3 +275,15 @@ def test_loki_accepts_otlp_with_structured_metadata(loki: dict[str, Any]) -> Non
     assert "service.instance.id" in metadata
     for rule in limits["otlp_config"].get("log_attributes", []):
         assert rule["action"] != "index_label"  # Loki allows it only for resource attributes
+
+
+def test_collector_environment_names_variables_the_config_reads(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A misspelt variable in compose would silently leave the default in place."""
+    config = (ROOT / "collector" / "config.yaml").read_text()
+    read = set(re.findall(r"\$\{env:([A-Z0-9_]+)(?::-[^}]*)?\}", config))
+    assert {"LOKI_OTLP_ENDPOINT", "PROMETHEUS_REMOTE_WRITE_ENDPOINT", "OTELCOL_STORAGE_DIR"} <= read
+    for name in re.findall(r"\$\{env:([A-Z0-9_]+)\}", config):
+        pytest.fail(f"${{env:{name}}} has no default: the Collector would start half-configured")
+    assert set(services["collector"]["environment"]) <= read
