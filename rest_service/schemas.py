@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from rest_service.models import JobStatus, QueueDirection
 
 NO_NUL = r"^[^\x00]*$"
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+#: Integer ids (user_id, reminder_id) are limited to the JSON-safe range: every JSON parser
+#: (and every JSON Schema validator, which compare as doubles) represents them exactly, and
+#: they still fit the BIGINT columns. Telegram ids are far below it.
+INT64_MIN = -(2**53 - 1)
+INT64_MAX = 2**53 - 1
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
@@ -80,6 +83,16 @@ class JobEventBatchResult(BaseModel):
 class QueueEvent(_In):
     """One push or pop of a queue message. ``event_id`` (else ``message_id:direction``)
     identifies it: a re-sent event is ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["event_id"], "properties": {"event_id": {"type": "string"}}},
+                {"required": ["message_id"], "properties": {"message_id": {"type": "string"}}},
+            ]
+        },
+    )
 
     event_id: Id | None = None
     message_id: Id | None = Field(default=None, description="The envelope's id.")
@@ -259,6 +272,18 @@ class MemoryPublic(BaseModel):
     source: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: the fields at fault (``loc`` names them) and why."""
+
+    detail: list[ValidationIssue]
 
 
 class ErrorBody(BaseModel):

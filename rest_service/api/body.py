@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from rest_service.schemas import ValidationErrorBody
+
 M = TypeVar("M", bound=BaseModel)
 
 _DOCUMENTED: dict[str, type[BaseModel]] = {}
@@ -39,13 +41,24 @@ async def parse_json_body(request: Request, model: type[M]) -> M:
 def body_spec(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` for a route whose body is ``model`` but parsed by hand."""
     _DOCUMENTED[model.__name__] = model
+    _DOCUMENTED["ValidationErrorBody"] = ValidationErrorBody
     return {
+        "responses": {
+            "422": {
+                "description": "Validation error: the fields at fault",
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ValidationErrorBody"}
+                    }
+                },
+            }
+        },
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
             },
-        }
+        },
     }
 
 

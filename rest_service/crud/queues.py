@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rest_service.core.db import Database, utcnow
 from rest_service.crud.text import truncate_text
@@ -228,31 +229,38 @@ async def list_messages(
         return list((await session.execute(stmt)).scalars().all())
 
 
-async def known_queue_names(db: Database, configured: Iterable[str]) -> list[str]:
+async def known_queue_names(
+    db: Database, configured: Iterable[str], session: AsyncSession | None = None
+) -> list[str]:
     """Configured queues plus every queue that appears in the (small) rollup table."""
-    async with db.session() as session:
-        found = (await session.execute(select(R.c.queue_name).distinct())).scalars().all()
+    stmt = select(R.c.queue_name).distinct()
+    if session is None:
+        async with db.session() as own:
+            found = (await own.execute(stmt)).scalars().all()
+    else:
+        found = (await session.execute(stmt)).scalars().all()
     return sorted(set(configured) | set(found))
 
 
-async def _window_counts(db: Database, since: datetime) -> dict[tuple[str, str, str, str], int]:
+async def _window_counts(
+    session: AsyncSession, since: datetime
+) -> dict[tuple[str, str, str, str], int]:
     """Events since ``since`` by (queue, direction, type, source): rollup + raw edge."""
     edge_end = hour_ceil(since)
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    async with db.session() as session:
-        rollup = await session.execute(
-            select(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source, func.sum(R.c.count))
-            .where(R.c.hour >= edge_end)
-            .group_by(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source)
-        )
-        src = func.coalesce(Q.c.source, "")
-        edge = await session.execute(
-            select(Q.c.queue_name, Q.c.direction, Q.c.message_type, src, func.count())
-            .where(and_(Q.c.created_at >= since, Q.c.created_at < edge_end))
-            .group_by(Q.c.queue_name, Q.c.direction, Q.c.message_type, src)
-        )
-        for qn, direction, mtype, source, n in [*rollup.all(), *edge.all()]:
-            counts[(qn, direction, mtype, source or "")] += int(n or 0)
+    rollup = await session.execute(
+        select(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source, func.sum(R.c.count))
+        .where(R.c.hour >= edge_end)
+        .group_by(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source)
+    )
+    src = func.coalesce(Q.c.source, "")
+    edge = await session.execute(
+        select(Q.c.queue_name, Q.c.direction, Q.c.message_type, src, func.count())
+        .where(and_(Q.c.created_at >= since, Q.c.created_at < edge_end))
+        .group_by(Q.c.queue_name, Q.c.direction, Q.c.message_type, src)
+    )
+    for qn, direction, mtype, source, n in [*rollup.all(), *edge.all()]:
+        counts[(qn, direction, mtype, source or "")] += int(n or 0)
     return counts
 
 
@@ -261,8 +269,8 @@ async def queue_stats(
 ) -> list[QueueStats]:
     """Per queue: all-time (retained) totals, last hour, last 24 h by type/source/direction."""
     now = now or utcnow()
-    names = await known_queue_names(db, configured)
     async with db.session() as session:
+        names = await known_queue_names(db, configured, session)
         totals_rows = await session.execute(
             select(R.c.queue_name, R.c.direction, func.sum(R.c.count)).group_by(
                 R.c.queue_name, R.c.direction
@@ -271,8 +279,8 @@ async def queue_stats(
         totals: dict[tuple[str, str], int] = {
             (qn, d): int(n or 0) for qn, d, n in totals_rows.all()
         }
-    day = await _window_counts(db, now - timedelta(hours=24))
-    hour = await _window_counts(db, now - timedelta(hours=1))
+        day = await _window_counts(session, now - timedelta(hours=24))
+        hour = await _window_counts(session, now - timedelta(hours=1))
     out = []
     for name in names:
         by_type: dict[str, int] = defaultdict(int)
