@@ -150,6 +150,7 @@ class JobTracker:
         self._unmatched_starts: dict[str, deque[str]] = defaultdict(deque)
         self._reported_missed: dict[tuple[str, datetime], float] = {}
         self._tracked_ids: dict[str, bool] = {}
+        self._done_early: dict[str, deque[datetime]] = defaultdict(lambda: deque(maxlen=100))
         self._attrs: dict[tuple[str, ...], dict[str, Any]] = {}
         self._attrs_catalog: metrics.Catalog | None = None
         self._last_consecutive: dict[str, int] = {}
@@ -347,8 +348,12 @@ class JobTracker:
     def _on_submitted(self, job_id: str, run_times: list[datetime]) -> None:
         pending = self._pending[job_id]
         starts = self._unmatched_starts.get(job_id)
+        early = self._done_early.get(job_id)
         for due in run_times:
             due = _utc(due)
+            if early and due in early:
+                early.remove(due)
+                continue
             if starts:
                 run_id = starts.popleft()
                 info = self.running.get(run_id)
@@ -365,6 +370,8 @@ class JobTracker:
             EVENT_JOB_MISSED,
         )
 
+        if code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR) and self._is_wrapped(job_id):
+            return  # the wrapper reported this run already
         meta = self._meta_for(job_id)
         if code == EVENT_JOB_MISSED:
             for due in times:
@@ -376,14 +383,35 @@ class JobTracker:
         elif code == EVENT_JOB_MAX_INSTANCES:
             for due in times:
                 self._skipped(meta, _utc(due))
-        elif code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR) and not self._is_wrapped(job_id):
+        elif code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR):
             # A job whose function is not wrapped (persistent store, not decorated).
             due = _utc(times[0])
+            pending = self._pending.get(job_id)
+            if pending and due in pending:
+                pending.remove(due)  # it did start: not a missed run
+            else:  # executed before its submission event was seen
+                self._done_early[job_id].append(due)
             run_id = "run-" + _missed_run_id(job_id, due)[7:]
             exc = extra if code == EVENT_JOB_ERROR else None
             cid = new_correlation_id()
-            self._on_start(run_id, meta, due.timestamp(), time.monotonic(), cid)
-            self._on_end(run_id, meta, time.time(), 0.0, exc, cid)
+            self._ship(run_id, meta, "scheduled", due.timestamp(), cid)
+            self._ship(run_id, meta, "started", due.timestamp(), cid)
+            # Start time and duration are unknown without the wrapper: the run is counted,
+            # its duration is not recorded.
+            self._count(meta.job_type, "failed" if exc is not None else "completed")
+            self._end_history(run_id, meta, exc, cid)
+
+    def _end_history(self, run_id: str, meta: JobMeta, exc: BaseException | None, cid: str) -> None:
+        if exc is None:
+            self.consecutive[meta.job_id] = 0
+            self._ship(run_id, meta, "completed", time.time(), cid)
+        else:
+            self.consecutive[meta.job_id] += 1
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            tb = "".join(traceback.format_exception(exc))
+            self._ship(run_id, meta, "failed", time.time(), cid, error=error, traceback=tb)
+        self._job_types[meta.job_id] = meta.job_type
+        self._set_consecutive_gauge(meta.job_type)
 
     def _is_wrapped(self, job_id: str) -> bool:
         return self._tracked_ids.get(job_id, True)
@@ -670,6 +698,7 @@ def track_scheduler(
         EVENT_JOB_MODIFIED,
         EVENT_JOB_SUBMITTED,
     )
+    from apscheduler.jobstores.memory import MemoryJobStore
 
     base = JobSettings.from_env()
     settings = JobSettings(
@@ -683,12 +712,23 @@ def track_scheduler(
     opts = _SchedulerOptions(job_type, max_runtime)
     tracker.schedulers.append((scheduler, opts))
 
-    def wrap_job(job: Any) -> None:
+    def in_memory(alias: str) -> bool:
+        store = getattr(scheduler, "_jobstores", {}).get(alias)
+        return store is None or isinstance(store, MemoryJobStore)
+
+    def wrap_job(job: Any, jobstore: str | None = None) -> None:
         func = job.func
-        inner = getattr(func, "__wrapped__", None) if hasattr(func, _FLAG) else None
+        alias = jobstore or getattr(job, "_jobstore_alias", None) or "default"
+        if not in_memory(alias):
+            # A persistent job store hands out a fresh copy per lookup and per run, so a
+            # wrapper would be lost: a decorated function tracks itself, anything else is
+            # reported from APScheduler's executed/error events.
+            tracker._tracked_ids[job.id] = hasattr(func, _FLAG)
+            return
         if getattr(func, "__otel_assist_scheduler_wrapped__", False):
             tracker._tracked_ids[job.id] = True
             return
+        inner = getattr(func, "__wrapped__", None) if hasattr(func, _FLAG) else None
         target = inner if inner is not None else func
         if not callable(target):
             tracker._tracked_ids[job.id] = False
@@ -715,7 +755,7 @@ def track_scheduler(
             if code in (EVENT_JOB_ADDED, EVENT_JOB_MODIFIED):
                 job = scheduler.get_job(event.job_id, event.jobstore)
                 if job is not None:
-                    wrap_job(job)
+                    wrap_job(job, event.jobstore)
             elif code == EVENT_JOB_SUBMITTED:
                 tracker.put("submitted", event.job_id, list(event.scheduled_run_times))
             elif code == EVENT_JOB_MAX_INSTANCES:

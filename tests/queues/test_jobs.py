@@ -195,3 +195,28 @@ async def test_decorator_without_a_scheduler(metric_view: MetricView) -> None:
     assert await asyncio.to_thread(default_tracker().wait_idle)
     assert metric_view.value("cron_jobs", job_type="cleanup", status="completed") == 2
     assert metric_view.value("cron_jobs", job_type="cleanup", status="failed") == 1
+
+
+def persistent_job() -> None:
+    """A module-level function, so a persistent job store can reference it."""
+
+
+def test_persistent_job_store_runs_are_counted_from_apscheduler_events(
+    metric_view: MetricView, tmp_path: object
+) -> None:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    s = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{tmp_path}/jobs.sqlite")}
+    )
+    tracker = track(s, grace=5)
+    s.add_job(persistent_job, "interval", seconds=0.1, id="stored_1")
+    s.start()
+    try:
+        until(lambda: metric_view.value("cron_jobs", job_type="stored", status="completed") >= 2,
+              what="runs from a persistent store")  # fmt: skip
+    finally:
+        s.shutdown(wait=True)
+    assert tracker.wait_idle()
+    assert tracker._tracked_ids["stored_1"] is False
+    assert metric_view.value("cron_jobs", job_type="stored", status="missed") == 0
