@@ -13,10 +13,11 @@ import asyncio
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 
 from rest_service.core.config import Settings
 from rest_service.core.db import Database, utcnow
+from rest_service.crud.jobs import JOB_LOCK_KEY
 from rest_service.crud.windows import hour_floor
 from rest_service.models import (
     JobDurationHourly,
@@ -28,6 +29,8 @@ from rest_service.models import (
 
 log = structlog.get_logger("rest_service.retention")
 
+JOB_TABLES = frozenset({"job_executions", "job_hourly", "job_duration_hourly"})
+
 
 async def _delete_batches(
     db: Database, table: Table, column: str, cutoff: datetime, batch: int, pause: float
@@ -37,6 +40,9 @@ async def _delete_batches(
     key = table.c.get("id", None)
     while True:
         async with db.write_lock(), db.session() as session, session.begin():
+            if db.is_postgres and table.name in JOB_TABLES:
+                # job writes read-modify-write rows and rollups under this lock
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": JOB_LOCK_KEY})
             if key is not None:
                 ids = select(key).where(col < cutoff).limit(batch).scalar_subquery()
                 result = await session.execute(table.delete().where(key.in_(ids)))
