@@ -29,6 +29,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -251,12 +252,15 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         display.release()
         out.write("\nstopping: producers, consumers and scheduler first...\n")
         out.flush()
+        failed: list[str] = []
+        step = _Steps(out, failed)
         if "world" in locals():
             world.stopping.set()
         for consumer in consumers:
             consumer.stop()
         if scheduler is not None and tracker is not None:
-            cron.stop(scheduler, tracker)
+            # On the loop's thread: AsyncIOScheduler is not thread-safe.
+            await step("scheduler", _inline(cron.stop, scheduler, tracker))
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=10)
             for task in pending:
@@ -276,19 +280,45 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                 f"{options.state_dir / 'history-spool'} and are sent on the next run\n"
             )
         if server is not None:
-            await server.stop()
-        await api.aclose()
-        await redis.aclose()
-        await asyncio.to_thread(shipper.shutdown, 5.0)
+            await step("rest_service", server.stop())
+        await step("API client", api.aclose())
+        await step("Redis client", redis.aclose())
+        await step("history shipper", asyncio.to_thread(shipper.shutdown, 5.0))
         set_default_shipper(None)
-        telemetry.force_flush(5.0)
-        telemetry.shutdown(5.0)
+        await step("telemetry", asyncio.to_thread(_shutdown_telemetry, telemetry))
         log_stream.close()
         if res.embedded_redis is not None:
-            res.embedded_redis.stop()
+            await step("embedded Redis", asyncio.to_thread(res.embedded_redis.stop))
         out.write(f"demo stopped; its log lines are in {res.log_path}\n")
         out.flush()
+        if failed:
+            code = code or 1
     return code
+
+
+class _Steps:
+    """Runs shutdown steps so that one failing step is reported and the rest still run."""
+
+    def __init__(self, out: TextIO, failed: list[str]) -> None:
+        self.out = out
+        self.failed = failed
+
+    async def __call__(self, what: str, awaitable: Awaitable[Any]) -> None:
+        try:
+            await awaitable
+        except Exception as exc:
+            self.failed.append(what)
+            self.out.write(f"shutdown: stopping {what} failed: {exc!r}\n")
+            log.error("shutdown step failed", event_type="error", step=what, error=repr(exc))
+
+
+async def _inline(func: Any, *args: Any) -> None:
+    func(*args)
+
+
+def _shutdown_telemetry(telemetry: otel_assist.Telemetry) -> None:
+    telemetry.force_flush(5.0)
+    telemetry.shutdown(5.0)
 
 
 def _quiet_chatty_loggers() -> None:
