@@ -210,15 +210,9 @@ class QueueProducer:
         self._ctx, self._header, self._cid = ctx, _header_for(ctx, cid), cid
         return self._header, cid
 
-    async def push(
-        self,
-        payload: Any,
-        *,
-        type: str = "message",
-        user_id: int | None = None,
-        source: str | None = None,
-    ) -> str:
-        """Enqueue one message and return its id. Redis errors propagate unchanged."""
+    def _prepare(
+        self, payload: Any, type: str, user_id: int | None, source: str | None
+    ) -> tuple[qe.Envelope, bytes, str]:
         header, cid = self._baggage()
         env = qe.Envelope(
             id=qe.new_message_id(),
@@ -229,13 +223,9 @@ class QueueProducer:
             user_id=user_id,
             baggage=header,
         )
-        data = env.encode()
-        try:
-            await self.redis.lpush(self.queue_name, data)
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                _count_error(self.queue_name, "push", exc)
-            raise
+        return env, env.encode(), cid
+
+    def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
         m = self._m.refresh()
         hot_path.add(m.messages, m.push_attrs)
         if self.shipper is not None:
@@ -248,12 +238,53 @@ class QueueProducer:
                     "direction": "push",
                     "message_type": env.type,
                     "source": env.source,
-                    "user_id": user_id,
+                    "user_id": env.user_id,
                     "correlation_id": cid,
                     "enqueued_at": env.enqueued_at,
                     PAYLOAD_RAW_KEY: data,
                 },
             )
+
+    async def push(
+        self,
+        payload: Any,
+        *,
+        type: str = "message",
+        user_id: int | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Enqueue one message and return its id. Redis errors propagate unchanged."""
+        env, data, cid = self._prepare(payload, type, user_id, source)
+        try:
+            await self.redis.lpush(self.queue_name, data)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                _count_error(self.queue_name, "push", exc)
+            raise
+        self._pushed(env, data, cid)
+        return env.id
+
+
+class SyncQueueProducer(QueueProducer):
+    """The same producer for a synchronous ``redis.Redis`` client (cron jobs on a
+    BackgroundScheduler, scripts): ``SyncQueueProducer(redis, "to_secretary").push(...)``."""
+
+    def push(  # type: ignore[override]
+        self,
+        payload: Any,
+        *,
+        type: str = "message",
+        user_id: int | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Enqueue one message and return its id. Redis errors propagate unchanged."""
+        env, data, cid = self._prepare(payload, type, user_id, source)
+        try:
+            self.redis.lpush(self.queue_name, data)
+        except Exception as exc:
+            _count_error(self.queue_name, "push", exc)
+            raise
+        self._pushed(env, data, cid)
         return env.id
 
 

@@ -223,3 +223,41 @@ async def test_redis_down_push_raises_and_is_counted_consumer_reconnects(
     consumer.stop()
     await asyncio.wait_for(task, 5)
     await client.aclose()
+
+
+async def test_sync_producer_from_a_tracked_cron_job_carries_the_run_correlation_id(
+    redis_server: servers.Redis, queue_name: str, metric_view: MetricView
+) -> None:
+    """A sync job (BackgroundScheduler thread) pushes with a sync client: the consumer sees
+    the job run's own correlation_id."""
+    import redis as sync_redis
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from otel_assist.history import HistorySettings, HistoryShipper
+    from otel_assist.jobs import track_scheduler
+    from otel_assist.queues import SyncQueueProducer
+
+    sync_client = redis_metrics.instrument(sync_redis.Redis.from_url(redis_server.url))
+    producer = SyncQueueProducer(sync_client, queue_name, source="cron", settings=NO_HISTORY)
+    ids: list[str | None] = []
+
+    def remind() -> None:
+        ids.append(get_correlation_id())
+        producer.push({"remind": True}, type="trigger", user_id=5)
+
+    scheduler = BackgroundScheduler()
+    track_scheduler(scheduler, shipper=HistoryShipper(HistorySettings()))
+    scheduler.add_job(remind, id="reminder_5")
+    scheduler.start()
+    try:
+        client = aredis.Redis.from_url(redis_server.url)
+        msg = await QueueConsumer(client, queue_name, settings=NO_HISTORY).get(5.0)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert msg is not None and msg.source == "cron" and msg.user_id == 5
+    assert ids and ids[0] and msg.correlation_id == ids[0]
+    count, *_ = metric_view.histogram(
+        "db.client.operation.duration", **{"db.operation.name": "LPUSH"}
+    )
+    assert count == 1
+    await client.aclose()
