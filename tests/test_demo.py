@@ -76,7 +76,9 @@ def final_line(stdout: str) -> dict[str, int]:
 
 
 def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
-    demo = start_demo(tmp_path, "--duration", "20", "--rate", "3", "--seed", "11")
+    # No --duration: on a loaded machine the checks below may take longer than a fixed run;
+    # the duration path is covered by the TTY, Postgres/Redis and external tests.
+    demo = start_demo(tmp_path, "--rate", "3", "--seed", "11")
     try:
         api = demo.api
 
@@ -93,9 +95,9 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
             }
             return (pushed, asked) if asked & replied else None
 
-        messages, asked = poll(round_trips, 20, "a user message and its reply in history")
+        messages, asked = poll(round_trips, 60, "a user message and its reply in history")
         runs = poll(
-            lambda: api.get("/job-executions", params={"hours": 1}).json(), 15, "job history"
+            lambda: api.get("/job-executions", params={"hours": 1}).json(), 60, "job history"
         )
         assert {r["job_type"] for r in runs} <= {
             "reminder",
@@ -106,7 +108,7 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
         users = {m["user_id"] for m in messages if m["user_id"] is not None}
         facts = poll(
             lambda: [f for u in users for f in api.get(f"/memories/user/{u}").json()],
-            15,
+            60,
             "remembered facts",
         )
         assert all(f["content"] for f in facts)
@@ -125,12 +127,12 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
                     )
                     else None
                 ),
-                10,
+                60,
                 f"non-zero {still_zero}",
             )
         assert metrics["queue_length"] >= 0
     finally:
-        code = demo.wait(60)
+        code = demo.stop(timeout=120)
     assert code == 0, demo.stdout
     out = demo.stdout
     assert "/admin" in out and "/metrics" in out and "/docs" in out
@@ -141,7 +143,7 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
     counted = final_line(out)
     assert pushes == counted["pushed"], (pushes, counted)
     assert pops == counted["popped"], (pops, counted)
-    assert sum(jobs.values()) >= 3, jobs
+    assert sum(jobs.values()) >= len(runs) >= 1, jobs
 
     # The demo's log lines went to its log file (not the terminal), as JSON with context.
     log_lines = [
@@ -163,11 +165,11 @@ def test_demo_stops_cleanly_on_signal_and_flushes(tmp_path: Path, sig: signal.Si
     demo = start_demo(tmp_path, "--rate", "5", "--seed", "3")
     poll(
         lambda: demo.api.get("/queue-stats/messages", params={"limit": 5}).json(),
-        20,
+        60,
         "first history rows",
     )
     demo.proc.send_signal(sig)  # Ctrl-C, or a process manager
-    code = demo.wait(60)
+    code = demo.wait(120)
     assert code == 0, demo.stdout
     assert "history flushed into rest_service: all events stored" in demo.stdout
     pushes, pops, _ = db_rows(demo.state_dir)
@@ -194,7 +196,7 @@ def test_demo_uses_postgres_and_redis_when_configured(
         "4",
         env={"DATABASE_URL": url, "REDIS_URL": redis_server.url.replace("/0", "/7")},
     )
-    assert demo.wait(60) == 0, demo.stdout
+    assert demo.wait(120) == 0, demo.stdout
     out = demo.stdout
     assert "(DATABASE_URL)" in out and "(REDIS_URL)" in out
     assert postgres.password not in out  # the banner masks the password
@@ -238,7 +240,7 @@ def test_demo_on_a_terminal_redraws_the_summary_in_place(tmp_path: Path) -> None
 
     reader = threading.Thread(target=drain)
     reader.start()
-    assert demo.wait(60) == 0
+    assert demo.wait(120) == 0
     reader.join(10)
     os.close(master)
     screen = b"".join(chunks).decode(errors="replace")
@@ -312,7 +314,7 @@ def test_demo_ships_to_an_external_rest_service(tmp_path: Path) -> None:
             },
             wait_ready=False,
         )
-        assert demo.wait(60) == 0, demo.stdout
+        assert demo.wait(120) == 0, demo.stdout
         out = demo.stdout
         assert f"Admin pages  http://127.0.0.1:{port}/admin" in out
         assert "history flushed into rest_service: all events stored" in out

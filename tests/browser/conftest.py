@@ -132,7 +132,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         # Enough demo traffic for every page: replies, cron runs, remembered facts.
         poll(
             lambda: len(api.get("/job-executions", params={"hours": 1}).json()) >= 3,
-            40,
+            120,
             "three cron runs",
         )
         poll(
@@ -140,12 +140,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 {m["queue_name"] for m in api.get("/queue-stats/messages").json()}
                 >= {"to_secretary", "to_telegram"}
             ),
-            20,
+            60,
             "messages on both queues",
         )
         yield _seed_hostile_records(demo)
     finally:
-        code = demo.stop()
+        code = demo.stop(timeout=120)
         assert code == 0, demo.stdout
 
 

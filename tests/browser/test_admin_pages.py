@@ -135,7 +135,7 @@ def test_follow_correlation_id_from_message_to_reply(admin: Tab, site: Site) -> 
         ]
         return replies[0] if replies else None
 
-    cid = poll(answered, 20, "an answered user message")
+    cid = poll(answered, 60, "an answered user message")
     page = admin.page
     admin.go("/admin/queues")
     page.select_option("select[name=queue]", "to_secretary")
@@ -166,7 +166,7 @@ def test_follow_correlation_id_from_job_to_its_messages(admin: Tab, site: Site) 
         found = [r["correlation_id"] for r in runs if r["correlation_id"] in cids]
         return found[0] if found else None
 
-    cid = poll(reminder_with_messages, 30, "a reminder run that sent a message")
+    cid = poll(reminder_with_messages, 60, "a reminder run that sent a message")
     page = admin.page
     admin.go(f"/admin/jobs?job_type=reminder&correlation_id={cid}")
     page.locator("table.runs a.cid", has_text=cid).first.click()
