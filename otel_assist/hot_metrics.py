@@ -25,14 +25,19 @@ import contextlib
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_assist import metrics
 
 FLUSH_AT = 1024
+#: Passed to the SDK so it does not look the current context up per value (replayed values
+#: have no context of their own; exemplars need a sampled span, and tracing is off).
+_CONTEXT = Context({"otel_assist.hot_path": True})
 
 
 class HotPath:
@@ -41,7 +46,7 @@ class HotPath:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[tuple[int, int], list[Any]] = {}
-        self._values: list[tuple[Any, dict[str, Any], float]] = []
+        self._values: deque[tuple[Any, dict[str, Any], float]] = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -59,11 +64,12 @@ class HotPath:
                 entry[2] += amount
 
     def record(self, instrument: Any, attributes: dict[str, Any], value: float) -> None:
-        """Histogram value; replayed one by one, so the SDK histogram is exact."""
-        with self._lock:
-            self._values.append((instrument, attributes, value))
-            full = len(self._values) == FLUSH_AT  # wake once per filling
-        if full:
+        """Histogram value; replayed one by one, so the SDK histogram is exact.
+
+        Lock-free: ``deque.append`` and ``popleft`` are atomic, and the flush pops."""
+        values = self._values
+        values.append((instrument, attributes, value))
+        if len(values) == FLUSH_AT:  # wake once per filling
             self._wake_flusher()
 
     # ------------------------------------------------------------------ replay
@@ -72,15 +78,19 @@ class HotPath:
         """Replay everything buffered into the SDK instruments (any thread)."""
         with self._lock:
             counts, self._counts = self._counts, {}
-            values, self._values = self._values, []
         for instrument, attributes, amount in counts.values():
             with contextlib.suppress(Exception):
-                instrument.add(amount, attributes)
-        for i, (instrument, attributes, value) in enumerate(values):
+                instrument.add(amount, attributes, _CONTEXT)
+        values = self._values
+        for i in range(len(values)):  # only what is there now; later values wait
             if i % 16 == 15:
                 time.sleep(0)  # let a waiting event loop have the GIL (see history.py)
+            try:
+                instrument, attributes, value = values.popleft()
+            except IndexError:
+                break
             with contextlib.suppress(Exception):
-                instrument.record(value, attributes)
+                instrument.record(value, attributes, _CONTEXT)
 
     def ensure_registered(self, catalog: metrics.Catalog) -> None:
         """Make ``catalog``'s meter flush this buffer whenever a reader collects."""

@@ -1,4 +1,5 @@
-"""Instrumented Redis list queues (``redis.asyncio``): producer LPUSH, consumer BRPOP.
+"""Instrumented Redis list queues: producer LPUSH, consumer BRPOP (``redis.asyncio``;
+``SyncQueueProducer`` pushes with a sync ``redis.Redis``).
 
 The oldest message is therefore at index -1. Three lines instrument a service::
 
@@ -10,8 +11,9 @@ What each side adds, and why it stays cheap:
 
 * **push** wraps the payload in the envelope (:mod:`otel_assist.queue_envelope`) with the
   current baggage (the header string is cached per context object, contexts being
-  immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` with
-  pre-folded attributes and hands a history event to the shipper (a deque append). A Redis
+  immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` (per-message
+  measurements go through :mod:`otel_assist.hot_metrics`, off the request path) and
+  hands a history event to the shipper (a deque append). A Redis
   error propagates to the caller unchanged and is counted in ``queue_errors_total``.
 * **consume** BRPOPs, classifies the element (envelope, legacy, invalid, too large),
   records the wait time (dequeue - enqueue), attaches the message's baggage so every log
