@@ -1,9 +1,15 @@
 """Queue message history: idempotent batch ingest, listing, and per-queue stats.
 
-Ingest on Postgres is one statement: ``unnest`` of column arrays into the table with
-ON CONFLICT (event_id) DO NOTHING, and, from its RETURNING rows, the hourly rollup upsert,
-so only rows actually inserted are counted and a re-sent batch changes nothing. On SQLite
-the same happens in two statements of one transaction.
+Ingest on Postgres, fast path (one transaction): look up which event ids of the batch are
+already stored (one index probe each), COPY the new rows in binary, and add them to the
+hourly rollup. If a concurrent request stores one of the same events between the lookup
+and the COPY, the unique index on event_id makes the COPY fail, the transaction rolls
+back, and the batch goes through the always-safe path: one statement that ``unnest``s the
+column arrays with INSERT ... ON CONFLICT (event_id) DO NOTHING and feeds its RETURNING
+rows into the rollup upsert. Either way a re-sent batch adds no rows and no counts. COPY
+instead of INSERT ... ON CONFLICT for the common case roughly halves the database time
+per batch (bench/ingest_throughput.py). On SQLite: INSERT ... ON CONFLICT DO NOTHING
+RETURNING and the rollup upsert in one transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -70,6 +77,20 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins
 """  # noqa: S608 - built from module constants only
+
+
+ROLLUP_UPSERT_SQL = """
+INSERT INTO queue_message_hourly AS h (hour, queue_name, direction, message_type, source, count)
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::int8[])
+ON CONFLICT (hour, queue_name, direction, message_type, source)
+DO UPDATE SET count = h.count + EXCLUDED.count
+"""
+#: Below this many rows the single ON CONFLICT statement (one round trip) beats the
+#: lookup + COPY + rollup transaction (five).
+COPY_MIN_ROWS = 64
+EXISTING_SQL = "SELECT event_id FROM queue_message_logs WHERE event_id = ANY($1::text[])"
+_IDX = {name: i for i, name in enumerate(COLUMNS)}
 
 
 def _utc(ts: datetime | None) -> datetime | None:
@@ -138,12 +159,16 @@ async def ingest_events(
 async def insert_rows(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert row tuples (in ``COLUMNS`` order) idempotently and roll them up."""
     if db.is_postgres:
-        columns = [list(col) for col in zip(*rows, strict=True)]
         async with db.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            inserted = await driver.fetchval(PG_INGEST_SQL, *columns)
-        return int(inserted)
+            if len(rows) >= COPY_MIN_ROWS:
+                try:
+                    return await _copy_new_rows(driver, rows)
+                except asyncpg.UniqueViolationError:
+                    pass  # a concurrent request stored some of them: take the safe path
+            columns = [list(col) for col in zip(*rows, strict=True)]
+            return int(await driver.fetchval(PG_INGEST_SQL, *columns))
     total = 0
     async with db.write_lock(), db.session() as session, session.begin():
         for chunk in _chunks(rows, 1000):
@@ -189,6 +214,35 @@ async def insert_rows(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
                     )
                 )
     return total
+
+
+async def _copy_new_rows(driver: Any, rows: Sequence[tuple[Any, ...]]) -> int:
+    """The fast path: skip stored events, COPY the rest, roll them up; one transaction."""
+    async with driver.transaction():
+        stored = {r[0] for r in await driver.fetch(EXISTING_SQL, [r[0] for r in rows])}
+        new = [(uuid.uuid4(), *r) for r in rows if r[0] not in stored]
+        if not new:
+            return 0
+        await driver.copy_records_to_table(
+            "queue_message_logs", records=new, columns=["id", *COLUMNS]
+        )
+        counts: dict[tuple[Any, ...], int] = defaultdict(int)
+        q, d, t, src, ts = (
+            _IDX[c] + 1 for c in ("queue_name", "direction", "message_type", "source", "created_at")
+        )
+        for r in new:
+            counts[(hour_floor(r[ts]), r[q], r[d], r[t], r[src] or "")] += 1
+        keys = sorted(counts)  # a fixed lock order across concurrent batches
+        await driver.execute(
+            ROLLUP_UPSERT_SQL,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+            [k[4] for k in keys],
+            [counts[k] for k in keys],
+        )
+        return len(new)
 
 
 def now_utc() -> datetime:

@@ -202,3 +202,52 @@ async def test_memory_crud_search_sort_and_metrics(svc: Running) -> None:
     assert _memory_ops(svc, "search") == 4
     assert _memory_ops(svc, "retrieve") == 4  # two sorts, one page, one get
     assert _memory_ops(svc, "retrieve", "error") == 1  # the get after delete
+
+
+async def test_concurrent_duplicate_falls_back_to_on_conflict(
+    postgres: servers.Postgres, otel_capture: Any
+) -> None:
+    """An event stored by another transaction between the fast path's lookup and its COPY:
+    the COPY hits the unique index, and the ON CONFLICT path stores the rest exactly once."""
+    import asyncio
+
+    import asyncpg
+
+    from rest_service.crud import queues as crud
+    from rest_service.schemas import QueueEvent
+
+    url = postgres.create_database(f"rs_{uuid.uuid4().hex[:10]}")
+    async for svc in start(make_settings(url)):
+        events = [QueueEvent.model_validate(qev(i)) for i in range(100)]  # > COPY_MIN_ROWS
+        other = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            tx = other.transaction()
+            await tx.start()
+            row = crud.event_to_row(events[5], 65536, datetime.now(UTC))
+            await other.execute(
+                "INSERT INTO queue_message_logs (id, event_id, queue_name, direction,"
+                " message_type, payload_truncated, created_at) VALUES ($1, $2, $3, $4, $5,"
+                " false, $6)",
+                uuid.uuid4(),
+                row[0],
+                row[2],
+                row[3],
+                row[4],
+                row[-1],
+            )
+            ingest = asyncio.create_task(crud.ingest_events(svc.db, events, 65536))
+            await asyncio.sleep(1.0)  # the fast path is now blocked on the unique index
+            assert not ingest.done()
+            await tx.commit()
+            result = await asyncio.wait_for(ingest, 30)
+        finally:
+            await other.close()
+        assert result.inserted == 99 and result.duplicates == 1
+        async with svc.db.session() as s:
+            from sqlalchemy import text
+
+            n = (await s.execute(text("SELECT count(*) FROM queue_message_logs"))).scalar()
+            rolled = (await s.execute(text("SELECT sum(count) FROM queue_message_hourly"))).scalar()
+        assert n == 100 and rolled == 99  # the foreign insert bypassed the rollup
+        again = await crud.ingest_events(svc.db, events, 65536)
+        assert again.inserted == 0
