@@ -102,7 +102,7 @@ def test_postgres_outage_during_batch_ingest(
     killer.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        batch = _batch(50)
+        batch = _batch(100 if len(sent) % 2 else 20)  # both the COPY and ON CONFLICT paths
         sent.append(batch)
         r = client.post(path, json={"events": batch})
         statuses.append((time.monotonic(), r.status_code, r.text))
