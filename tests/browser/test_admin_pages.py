@@ -253,3 +253,26 @@ def test_logs_page_builds_grafana_links(admin: Tab) -> None:
     page.click("form.filters button[type=submit]")
     page.wait_for_load_state()
     assert "service names use letters" in page.get_by_role("alert").inner_text()
+
+
+def test_a_real_cron_failure_shows_its_traceback(admin: Tab, site: Site) -> None:
+    """The demo's memory_extraction job fails now and then; its traceback travels through
+    job tracking and the history shipper to this page."""
+    api = site.demo.api
+
+    def real_failure() -> str | None:
+        runs = api.get(
+            "/job-executions",
+            params={"job_type": "memory_extraction", "status": "failed", "hours": 1},
+        ).json()
+        real = [r for r in runs if not (r["correlation_id"] or "").startswith("failed-run-")]
+        return real[0]["id"] if real else None
+
+    run_id = poll(real_failure, 120, "a failed memory_extraction run from the demo")
+    admin.go(f"/admin/jobs/{run_id}")
+    page = admin.page
+    assert "ExtractionError" in page.locator("pre.error-text").inner_text()
+    traceback = page.locator("pre.traceback").inner_text()
+    assert "Traceback (most recent call last)" in traceback
+    assert "_parse_extraction" in traceback and "JSONDecodeError" in traceback
+    admin.shot("job-detail-demo")
