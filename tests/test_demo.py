@@ -330,3 +330,28 @@ def test_demo_ships_to_an_external_rest_service(tmp_path: Path) -> None:
         rest.terminate()
         rest.wait(30)
         log.close()
+
+
+def test_demo_exports_logs_and_metrics_over_otlp_when_a_collector_is_set(tmp_path: Path) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT: log records and metrics also leave over OTLP/HTTP (here to
+    a local OTLP stand-in), flushed on stop; never a trace."""
+    from tests.otlp_receiver import OTLPReceiver
+
+    with OTLPReceiver() as collector:
+        demo = start_demo(
+            tmp_path,
+            "--duration",
+            "8",
+            "--rate",
+            "4",
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint},
+        )
+        assert demo.wait(120) == 0, demo.stdout
+        assert f"OTLP to {collector.endpoint}" in demo.stdout
+        records = collector.records()
+        assert records
+        assert {r["resource"]["service.name"] for r in records} == {"otel-assist-demo"}
+        llm = [r for r in records if r.get("event_type") == "llm_call"]
+        assert llm and all(r.get("correlation_id") and r.get("component") for r in llm)
+        assert {"llm_requests", "queue_messages", "messages_processed"} <= collector.metric_names
+        assert "/v1/traces" not in collector.paths
