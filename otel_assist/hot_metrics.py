@@ -34,6 +34,11 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_assist import metrics
 
+try:  # the SDK's measurement type, for the batched replay (see _replay)
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+except ImportError:  # pragma: no cover - a different SDK layout: plain record()
+    Measurement = None  # type: ignore[assignment,misc]
+
 FLUSH_AT = 1024
 #: Passed to the SDK so it does not look the current context up per value (replayed values
 #: have no context of their own; exemplars need a sampled span, and tracing is off).
@@ -82,15 +87,21 @@ class HotPath:
             with contextlib.suppress(Exception):
                 instrument.add(amount, attributes, _CONTEXT)
         values = self._values
-        for i in range(len(values)):  # only what is there now; later values wait
-            if i % 16 == 15:
-                time.sleep(0)  # let a waiting event loop have the GIL (see history.py)
+        groups: dict[tuple[int, int], tuple[Any, dict[str, Any], list[float]]] = {}
+        for _ in range(len(values)):  # only what is there now; later values wait
             try:
                 instrument, attributes, value = values.popleft()
             except IndexError:
                 break
+            key = (id(instrument), id(attributes))
+            group = groups.get(key)
+            if group is None:
+                groups[key] = (instrument, attributes, [value])
+            else:
+                group[2].append(value)
+        for instrument, attributes, batch in groups.values():
             with contextlib.suppress(Exception):
-                instrument.record(value, attributes, _CONTEXT)
+                _replay(instrument, attributes, batch)
 
     def ensure_registered(self, catalog: metrics.Catalog) -> None:
         """Make ``catalog``'s meter flush this buffer whenever a reader collects."""
@@ -123,6 +134,31 @@ class HotPath:
             self._wake.wait()
             self._wake.clear()
             self.flush()
+
+
+def _replay(instrument: Any, attributes: dict[str, Any], batch: list[float]) -> None:
+    """Record ``batch`` into one SDK histogram series.
+
+    The public ``record()`` builds a Measurement and cleans its attributes per value; here
+    one Measurement per series is built (attributes cleaned once) and handed to the
+    instrument's measurement consumer per value - the same path ``record()`` ends in, with
+    the SDK's own locking and exemplar handling - which takes a third to a half off the
+    per-value cost (see bench/README.md). Falls back to ``record()`` if the SDK's
+    internals differ from opentelemetry-sdk 1.45 (the pinned version)."""
+    consumer = getattr(instrument, "_measurement_consumer", None)
+    enabled = getattr(instrument, "_is_enabled", None)
+    if consumer is None or Measurement is None or (enabled is not None and not enabled()):
+        for i, value in enumerate(batch):
+            if i % 16 == 15:
+                time.sleep(0)
+            instrument.record(value, attributes, _CONTEXT)
+        return
+    measurement = Measurement(batch[0], time.time_ns(), instrument, _CONTEXT, attributes)
+    for i, value in enumerate(batch):
+        if i % 16 == 15:
+            time.sleep(0)  # let a waiting event loop have the GIL (see history.py)
+        object.__setattr__(measurement, "value", value)
+        consumer.consume_measurement(measurement)
 
 
 hot_path = HotPath()
