@@ -262,6 +262,7 @@ class HistoryShipper:
         self._failures = 0
         self._next_attempt = 0.0
         self._shutdown_deadline = 0.0
+        self._in_flight = 0
         self._spool: Spool | None = None
         self._capture = PayloadCapture(
             self.settings.capture_payload, self.settings.payload_max_bytes
@@ -322,7 +323,7 @@ class HistoryShipper:
     def pending(self) -> int:
         """Events not yet accepted by rest_service (memory + spool)."""
         spooled = sum(self._spool.counts.values()) if self._spool else 0
-        return sum(len(b) for b in self._buffers.values()) + spooled
+        return sum(len(b) for b in self._buffers.values()) + spooled + self._in_flight
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Send what can be sent within ``timeout_s``; spool (or count as dropped) the rest."""
@@ -416,13 +417,16 @@ class HistoryShipper:
             batch: list[dict[str, Any] | bytes] = []
             while buf and len(batch) < self._batch:
                 batch.append(buf.popleft())
-            lines = self._wire_all(kind, batch)
+            self._in_flight = len(batch)
             try:
+                lines = self._wire_all(kind, batch)
                 self._post(client, kind, lines, final)
             except _Unavailable:
                 # Back at the front, already serialised, so the retry sends the same bytes.
                 buf.extendleft(reversed(lines))
                 raise
+            finally:
+                self._in_flight = 0
 
     def _wire_all(self, kind: Kind, batch: list[dict[str, Any] | bytes]) -> list[bytes]:
         """Serialise a batch, giving the GIL away every few events: a host event loop
