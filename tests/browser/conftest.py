@@ -117,8 +117,10 @@ def _seed_hostile_records(demo: DemoProcess) -> Site:
     return site
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A demo per test module: it would otherwise keep loading the machine for the rest of
+    the test session."""
     demo = start_demo(
         tmp_path_factory.mktemp("browser-demo"),
         "--rate",
