@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -131,6 +132,7 @@ async def main() -> BenchResult:
         await raw_client.aclose()
     finally:
         redis.process.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     ours_us, raw_us = statistics.median(ours), statistics.median(raw)
     ratio = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
     expected = 2 * (ROUNDS * PER_ROUND + 200)
