@@ -114,7 +114,8 @@ class QueueMessageLog(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    event_id: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
+    #: event_id, or "message_id:direction" when the shipper sent no event_id (hence 140).
+    event_id: str = Field(sa_column=Column(String(140), nullable=False, unique=True))
     message_id: str | None = Field(default=None, sa_column=Column(String(128)))
     queue_name: str = Field(sa_column=Column(String(128), nullable=False))
     direction: str = Field(sa_column=Column(String(8), nullable=False))

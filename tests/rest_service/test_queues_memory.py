@@ -251,3 +251,12 @@ async def test_concurrent_duplicate_falls_back_to_on_conflict(
         assert n == 100 and rolled == 99  # the foreign insert bypassed the rollup
         again = await crud.ingest_events(svc.db, events, 65536)
         assert again.inserted == 0
+
+
+async def test_longest_message_id_without_event_id_is_stored(svc: Running) -> None:
+    event = {k: v for k, v in qev(1).items() if k != "event_id"}
+    event["message_id"] = "m" * 128
+    r = await svc.client.post(f"{Q}/messages", json=event)
+    assert r.status_code == 201 and r.json()["inserted"] == 1, r.text
+    r = await svc.client.post(f"{Q}/messages", json=event)
+    assert r.json()["duplicates"] == 1

@@ -79,7 +79,7 @@ def upgrade() -> None:
     )
     op.create_table('queue_message_logs',
     sa.Column('id', sa.Uuid(), nullable=False),
-    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('event_id', sa.String(length=140), nullable=False),
     sa.Column('message_id', sa.String(length=128), nullable=True),
     sa.Column('queue_name', sa.String(length=128), nullable=False),
     sa.Column('direction', sa.String(length=8), nullable=False),
