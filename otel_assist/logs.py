@@ -31,14 +31,23 @@ LIBRARY_LOGGERS = (
     "uvicorn.access",
     "sqlalchemy",
     "sqlalchemy.engine",
+    "sqlalchemy.orm",
+    "sqlalchemy.pool",
     "httpx",
     "httpcore",
     "apscheduler",
     "alembic",
     "asyncio",
 )
-# Chatty below WARNING and not worth a line per event in production.
-_QUIET = {"httpcore": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
+# Chatty below WARNING and not worth a line per event in production: httpx logs every
+# request at INFO, sqlalchemy every statement, mapper set-up and pool checkout.
+_QUIET = {
+    "httpcore": logging.WARNING,
+    "httpx": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "sqlalchemy.orm": logging.WARNING,
+    "sqlalchemy.pool": logging.WARNING,
+}
 _HANDLER_NAME = "otel-assist"
 
 
