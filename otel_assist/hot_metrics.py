@@ -25,6 +25,7 @@ import contextlib
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -34,9 +35,15 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_assist import metrics
 
-try:  # the SDK's measurement type, for the batched replay (see _replay)
+try:  # SDK internals for the batched replay (see _replay); absent: the public path
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+    from opentelemetry.sdk.metrics._internal.aggregation import (
+        _ExplicitBucketHistogramAggregation as _ExplicitBucket,
+    )
     from opentelemetry.sdk.metrics._internal.measurement import Measurement
-except ImportError:  # pragma: no cover - a different SDK layout: plain record()
+except ImportError:  # pragma: no cover - a different SDK layout
+    _hash_attributes = None  # type: ignore[assignment]
+    _ExplicitBucket = None  # type: ignore[assignment,misc]
     Measurement = None  # type: ignore[assignment,misc]
 
 FLUSH_AT = 1024
@@ -137,28 +144,94 @@ class HotPath:
 
 
 def _replay(instrument: Any, attributes: dict[str, Any], batch: list[float]) -> None:
-    """Record ``batch`` into one SDK histogram series.
+    """Record ``batch`` into one SDK histogram series, exactly (count, sum, min, max and
+    bucket counts as if each value had been passed to ``record()``).
 
-    The public ``record()`` builds a Measurement and cleans its attributes per value; here
-    one Measurement per series is built (attributes cleaned once) and handed to the
-    instrument's measurement consumer per value - the same path ``record()`` ends in, with
-    the SDK's own locking and exemplar handling - which takes a third to a half off the
-    per-value cost (see bench/README.md). Falls back to ``record()`` if the SDK's
-    internals differ from opentelemetry-sdk 1.45 (the pinned version)."""
-    consumer = getattr(instrument, "_measurement_consumer", None)
-    enabled = getattr(instrument, "_is_enabled", None)
-    if consumer is None or Measurement is None or (enabled is not None and not enabled()):
-        for i, value in enumerate(batch):
-            if i % 16 == 15:
-                time.sleep(0)
-            instrument.record(value, attributes, _CONTEXT)
+    ``record()`` costs several microseconds per value (a Measurement with its attributes
+    cleaned, a hash of the attributes, exemplar filtering, a lock), which is most of what
+    queue instrumentation costs. For the SDK version this package pins
+    (opentelemetry-sdk 1.45.2) and the explicit-bucket histograms of the catalog with
+    cumulative temporality, the batch is folded into each reader's aggregation for the
+    series under that aggregation's own lock - the same update ``aggregate()`` makes, once
+    per batch instead of once per value. Anything else (another SDK layout, delta
+    temporality, views that drop attributes, a series beyond the cardinality limit) goes
+    through the public per-value path. Exemplars are not sampled for replayed values
+    (tracing is off, so the default trace-based filter would not sample them anyway)."""
+    try:
+        targets = _targets(instrument, attributes, batch[0])
+    except Exception:
+        targets = None
+    if targets is None:
+        _replay_slow(instrument, attributes, batch)
         return
-    measurement = Measurement(batch[0], time.time_ns(), instrument, _CONTEXT, attributes)
+    measurement: Any = None
+    for aggregation, match, skip_first in targets:
+        values = batch[1:] if skip_first else batch
+        if not values:
+            continue
+        if aggregation is None:  # this match takes the per-value path
+            if measurement is None:
+                measurement = Measurement(values[0], time.time_ns(), instrument, _CONTEXT,
+                                          attributes)  # fmt: skip
+            for value in values:
+                object.__setattr__(measurement, "value", value)
+                match.consume_measurement(measurement, False)
+            continue
+        boundaries = aggregation._boundaries
+        with aggregation._lock:
+            if aggregation._value is None:
+                aggregation._value = aggregation._get_empty_bucket_counts()
+            counts = aggregation._value
+            for value in values:
+                counts[bisect_left(boundaries, value)] += 1
+            aggregation._sum += sum(values)
+            if aggregation._record_min_max:
+                aggregation._min = min(aggregation._min, min(values))
+                aggregation._max = max(aggregation._max, max(values))
+
+
+def _targets(
+    instrument: Any, attributes: dict[str, Any], first: float
+) -> list[tuple[Any, Any, bool]] | None:
+    """Per reader view: (aggregation to fold into or None for per-value, the view match,
+    whether the batch's first value was already consumed). None: use the public path.
+
+    A series seen for the first time is created through the SDK itself by consuming the
+    batch's first value (so overflow beyond the cardinality limit and aggregation choice
+    stay the SDK's); nothing is consumed before every view match is known to qualify."""
+    if _ExplicitBucket is None or _hash_attributes is None or Measurement is None:
+        return None
+    if not instrument._is_enabled():
+        return None
+    matches = [
+        match
+        for storage in instrument._measurement_consumer._reader_storages.values()
+        for match in storage._get_or_init_view_instrument_match(instrument)
+    ]
+    if any(m._reset_on_collect or m._view._attribute_keys is not None for m in matches):
+        return None
+    key = _hash_attributes(dict(attributes))
+    out: list[tuple[Any, Any, bool]] = []
+    for match in matches:
+        aggregation = match._attributes_aggregation.get(key)
+        skip_first = False
+        if aggregation is None:
+            m = Measurement(first, time.time_ns(), instrument, _CONTEXT, attributes)
+            match.consume_measurement(m, False)
+            aggregation = match._attributes_aggregation.get(key)  # None: overflowed
+            skip_first = True
+        if aggregation is not None and type(aggregation) is not _ExplicitBucket:
+            aggregation = None
+        out.append((aggregation, match, skip_first))
+    return out
+
+
+def _replay_slow(instrument: Any, attributes: dict[str, Any], batch: list[float]) -> None:
+    """The public path, one SDK measurement per value."""
     for i, value in enumerate(batch):
         if i % 16 == 15:
             time.sleep(0)  # let a waiting event loop have the GIL (see history.py)
-        object.__setattr__(measurement, "value", value)
-        consumer.consume_measurement(measurement)
+        instrument.record(value, attributes, _CONTEXT)
 
 
 hot_path = HotPath()
