@@ -40,7 +40,21 @@ def _correlation_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def route_template(scope: Scope) -> str | None:
-    """The matched route's template (``/jobs/{job_id}``), never the raw path."""
+    """The matched route's template (``/api/v1/jobs/{job_id}``), never the raw path.
+
+    FastAPI >= 0.163 sets ``scope["route"]`` to the route as declared on its router, without
+    the prefixes of the routers that include it; the full template is on the effective
+    route context it records in ``scope["fastapi"]``, so that is read first.
+    """
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        effective = fastapi_scope.get("effective_route_context")
+        if effective is not None:
+            full = getattr(effective.starlette_route, "path_format", None) or getattr(
+                effective, "path_format", None
+            )
+            if isinstance(full, str):
+                return full
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) else None

@@ -106,3 +106,27 @@ async def test_unknown_method_folded(client: httpx.AsyncClient, otel_capture: Ca
         for p in otel_capture.metric_points("http.server.request.duration")
     }
     assert methods == {"GET", "PUT", "_other"}
+
+
+async def test_route_template_keeps_router_prefixes(otel_capture: Capture) -> None:
+    from fastapi import APIRouter
+
+    inner = APIRouter(prefix="/jobs")
+
+    @inner.get("/{job_id}")
+    async def job(job_id: str) -> dict[str, str]:
+        return {"id": job_id}
+
+    outer = APIRouter(prefix="/api/v1")
+    outer.include_router(inner)
+    app = FastAPI()
+    app.include_router(outer)
+    instrument_app(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/api/v1/jobs/abc")).status_code == 200
+    routes = {
+        p.attributes.get("http.route")
+        for p in otel_capture.metric_points("http.server.request.duration")
+    }
+    assert routes == {"/api/v1/jobs/{job_id}"}
