@@ -56,9 +56,12 @@ class HotPath:
     """Process-wide buffer of counter increments and histogram values."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[int, int], list[Any]] = {}
-        self._values: deque[tuple[Any, dict[str, Any], float]] = deque()
+        # One lock-free queue for both kinds: deque.append and popleft are atomic, the
+        # hot path only appends and the flush only pops.
+        self._items: deque[tuple[bool, Any, dict[str, Any], float]] = deque()
+        # Held for a whole flush, so a collection waits for a background flush that has
+        # already popped items but not yet replayed them (the hot path never takes it).
+        self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -66,46 +69,52 @@ class HotPath:
     # ------------------------------------------------------------------ hot path
 
     def add(self, instrument: Any, attributes: dict[str, Any], amount: float = 1) -> None:
-        """Counter increment; ``attributes`` must be a pre-folded dict reused across calls."""
-        key = (id(instrument), id(attributes))
-        with self._lock:
-            entry = self._counts.get(key)
-            if entry is None:
-                self._counts[key] = [instrument, attributes, amount]
-            else:
-                entry[2] += amount
+        """Counter increment; ``attributes`` should be a pre-folded dict reused across
+        calls (increments are summed per dict before they reach the SDK)."""
+        items = self._items
+        items.append((True, instrument, attributes, amount))
+        if len(items) == FLUSH_AT:  # wake once per filling
+            self._wake_flusher()
 
     def record(self, instrument: Any, attributes: dict[str, Any], value: float) -> None:
-        """Histogram value; replayed one by one, so the SDK histogram is exact.
-
-        Lock-free: ``deque.append`` and ``popleft`` are atomic, and the flush pops."""
-        values = self._values
-        values.append((instrument, attributes, value))
-        if len(values) == FLUSH_AT:  # wake once per filling
+        """Histogram value (the replay keeps every value, so the histogram is exact)."""
+        items = self._items
+        items.append((False, instrument, attributes, value))
+        if len(items) == FLUSH_AT:
             self._wake_flusher()
 
     # ------------------------------------------------------------------ replay
 
     def flush(self) -> None:
         """Replay everything buffered into the SDK instruments (any thread)."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-        for instrument, attributes, amount in counts.values():
-            with contextlib.suppress(Exception):
-                instrument.add(amount, attributes, _CONTEXT)
-        values = self._values
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        items = self._items
+        counts: dict[tuple[int, int], list[Any]] = {}
         groups: dict[tuple[int, int], tuple[Any, dict[str, Any], list[float]]] = {}
-        for _ in range(len(values)):  # only what is there now; later values wait
+        for _ in range(len(items)):  # only what is there now; later items wait
             try:
-                instrument, attributes, value = values.popleft()
+                is_counter, instrument, attributes, value = items.popleft()
             except IndexError:
                 break
             key = (id(instrument), id(attributes))
+            if is_counter:
+                entry = counts.get(key)
+                if entry is None:
+                    counts[key] = [instrument, attributes, value]
+                else:
+                    entry[2] += value
+                continue
             group = groups.get(key)
             if group is None:
                 groups[key] = (instrument, attributes, [value])
             else:
                 group[2].append(value)
+        for instrument, attributes, amount in counts.values():
+            with contextlib.suppress(Exception):
+                instrument.add(amount, attributes, _CONTEXT)
         for instrument, attributes, batch in groups.values():
             with contextlib.suppress(Exception):
                 _replay(instrument, attributes, batch)

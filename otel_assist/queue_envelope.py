@@ -32,6 +32,7 @@ InvalidReason = Literal["legacy", "invalid_json", "invalid_envelope", "too_large
 _INT64 = (-(2**63), 2**63 - 1)
 _MAX_ID = 128
 _MAX_TEXT = 64
+_MAX_BAGGAGE = 8192
 
 
 @dataclass(slots=True)
@@ -117,58 +118,46 @@ class Decoded:
     data: Any = None
 
 
-def _text(value: Any, limit: int) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= limit
-
-
-def _opt_text(value: Any, limit: int) -> bool:
-    return value is None or _text(value, limit)
-
-
 def decode(raw: bytes | str, max_bytes: int = 0) -> Decoded:
-    """Classify and parse one list element. Never raises."""
+    """Classify and parse one list element. Never raises.
+
+    Checks are inlined (``type(x) is int`` also rejects bools): this runs once per
+    consumed message."""
     if max_bytes and len(raw) > max_bytes:
         return Decoded(None, "too_large")
     try:
         data = orjson.loads(raw)
     except (orjson.JSONDecodeError, TypeError, UnicodeDecodeError):
         return Decoded(None, "invalid_json")
-    if not isinstance(data, dict) or "v" not in data:
+    if type(data) is not dict or "v" not in data:
         return Decoded(None, "legacy", data)
-    enqueued = data.get("enqueued_at")
-    user_id = data.get("user_id")
-    ok = (
-        data["v"] == VERSION
-        and not isinstance(data["v"], bool)
-        and _text(data.get("id"), _MAX_ID)
-        and isinstance(enqueued, int | float)
-        and not isinstance(enqueued, bool)
+    get = data.get
+    version, mid, enqueued = data["v"], get("id"), get("enqueued_at")
+    mtype, source, bag, user_id = get("type"), get("source"), get("baggage"), get("user_id")
+    if (
+        type(version) is int
+        and version == VERSION
+        and type(mid) is str
+        and 0 < len(mid) <= _MAX_ID
+        and (type(enqueued) is float or type(enqueued) is int)
         and enqueued > 0
-        and _opt_text(data.get("type"), _MAX_TEXT)
-        and _opt_text(data.get("source"), _MAX_TEXT)
-        and _opt_text(data.get("baggage"), 8192)
-        and (
-            user_id is None
-            or (
-                isinstance(user_id, int)
-                and not isinstance(user_id, bool)
-                and _INT64[0] <= user_id <= _INT64[1]
+        and (mtype is None or (type(mtype) is str and 0 < len(mtype) <= _MAX_TEXT))
+        and (source is None or (type(source) is str and 0 < len(source) <= _MAX_TEXT))
+        and (bag is None or (type(bag) is str and len(bag) <= _MAX_BAGGAGE))
+        and (user_id is None or (type(user_id) is int and _INT64[0] <= user_id <= _INT64[1]))
+    ):
+        return Decoded(
+            Envelope(
+                id=mid,
+                enqueued_at=float(enqueued),
+                payload=get("payload"),
+                type=mtype or "message",
+                source=source,
+                user_id=user_id,
+                baggage=bag,
             )
         )
-    )
-    if not ok:
-        return Decoded(None, "invalid_envelope", data)
-    return Decoded(
-        Envelope(
-            id=data["id"],
-            enqueued_at=float(enqueued),  # type: ignore[arg-type]
-            payload=data.get("payload"),
-            type=data.get("type") or "message",
-            source=data.get("source"),
-            user_id=user_id,
-            baggage=data.get("baggage"),
-        )
-    )
+    return Decoded(None, "invalid_envelope", data)
 
 
 def enqueued_at_of(raw: bytes | str | None) -> float | None:
