@@ -59,10 +59,29 @@ class _Sink:
         self.target: Any = sys.stdout.buffer
 
     def write(self, data: bytes) -> None:
-        self.target.write(data)
+        try:
+            self.target.write(data)
+        except (ValueError, OSError):
+            # stdout closed (interpreter shutdown, a test harness) or broken pipe: a log
+            # call must not raise into the service because its output is gone.
+            return
 
     def flush(self) -> None:
-        self.target.flush()
+        try:
+            self.target.flush()
+        except (ValueError, OSError):
+            return
+
+
+class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """A StreamHandler that drops the line instead of printing 'Logging error' tracebacks
+    when its stream is already closed (at exit, under test harnesses)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        stream = getattr(self, "stream", None)
+        if stream is None or getattr(stream, "closed", False):
+            return
+        super().handleError(record)
 
 
 # Stateful pieces of the chain are process-wide singletons updated in place by
@@ -183,7 +202,7 @@ def _install_root_handler(formatter: logging.Formatter, stream: TextIO, level: i
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream)
+    handler = _QuietStreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     # Other root handlers would print the same record a second time in another shape.

@@ -12,6 +12,8 @@ declare -A want=(
   [/usr/bin/amtool]=prometheus-alertmanager
   [/usr/bin/chromium]=chromium
   [/usr/bin/wrk]=wrk
+  [/usr/bin/prometheus-postgres-exporter]=prometheus-postgres-exporter
+  [/usr/bin/prometheus-redis-exporter]=prometheus-redis-exporter
 )
 missing=()
 for bin in "${!want[@]}"; do
@@ -35,7 +37,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged daemons on their default ports; stop them so they cannot
 # collide with anything the tests start.
-for svc in redis-server prometheus prometheus-alertmanager prometheus-node-exporter postgresql; do
+for svc in redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
+  prometheus-postgres-exporter prometheus-redis-exporter postgresql; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "system deps: done"

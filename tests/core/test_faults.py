@@ -131,3 +131,21 @@ async def test_endpoint_down_or_hung_costs_counted_records_only(
         assert tel.log_queue.exported == 0
     finally:
         tel.shutdown(timeout_s=2)
+
+
+def test_closed_output_never_raises_into_the_caller() -> None:
+    import logging
+
+    current = telemetry.current()
+    if current is not None:
+        current.shutdown()
+    stream = io.StringIO()
+    tel = telemetry.configure(
+        "closed_out", log_stream=stream, logs_exporters=(), metrics_exporters=(), log_format="json"
+    )
+    try:
+        stream.close()
+        structlog.get_logger().info("after close")
+        logging.getLogger("uvicorn.error").error("stdlib after close")
+    finally:
+        tel.shutdown()
