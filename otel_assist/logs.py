@@ -216,18 +216,31 @@ def _install_root_handler(formatter: logging.Formatter, stream: TextIO, level: i
     logging.getLogger("opentelemetry").setLevel(logging.ERROR)
 
 
-def _reset_library_loggers() -> None:
-    for name in LIBRARY_LOGGERS:
+def _reset_library_loggers(names: tuple[str, ...] = LIBRARY_LOGGERS) -> None:
+    """Route library loggers into the root handler, keeping what their owner decided:
+    a level already set stays (only raised to our quiet level), and a logger switched off
+    (no handler, propagate off: how uvicorn implements ``--no-access-log``) stays off."""
+    for name in names:
         lib = logging.getLogger(name)
+        if not lib.handlers and not lib.propagate:
+            continue
         lib.handlers.clear()
         lib.propagate = True
-        lib.setLevel(_QUIET.get(name, logging.NOTSET))
+        quiet = _QUIET.get(name)
+        if quiet is not None and lib.level < quiet:
+            lib.setLevel(quiet)
+
+
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def _keep_uvicorn_routed() -> None:
     """uvicorn applies its own logging dictConfig when it starts, which may be *after*
     configure() (``opentelemetry-instrument uvicorn ...``, or ``uvicorn.run()`` after
-    configure()). Re-route its loggers right after it does."""
+    configure()). Right after it does, its loggers are re-routed into the root handler,
+    keeping what its options meant: the ``--log-level`` it set, and a logger it switched
+    off (``--no-access-log`` leaves uvicorn.access with no handler and propagate off)
+    stays off."""
     try:
         from uvicorn.config import Config
     except ImportError:
@@ -237,10 +250,12 @@ def _keep_uvicorn_routed() -> None:
         return
 
     def configure_logging(self: Any) -> None:
-        access_level = logging.getLogger("uvicorn.access").level
+        ours_access_level = logging.getLogger("uvicorn.access").level
         original(self)
-        _reset_library_loggers()
-        logging.getLogger("uvicorn.access").setLevel(access_level)
+        _reset_library_loggers(_UVICORN_LOGGERS)
+        access = logging.getLogger("uvicorn.access")
+        if ours_access_level > access.level:
+            access.setLevel(ours_access_level)  # our access line replaces uvicorn's
 
     configure_logging._otel_assist = True  # type: ignore[attr-defined]
     Config.configure_logging = configure_logging  # type: ignore[method-assign]
