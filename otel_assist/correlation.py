@@ -43,6 +43,26 @@ def get_correlation_id(ctx: context.Context | None = None) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class CurrentCorrelationId:
+    """``get_correlation_id()`` for the log hot path.
+
+    OpenTelemetry contexts are immutable, so the answer for a context object never
+    changes: remembering the last context seen turns the baggage lookup (five calls deep)
+    into an identity check for every log line of the same request or message.
+    """
+
+    def __init__(self) -> None:
+        self._ctx: object = None
+        self._cid: str | None = None
+
+    def __call__(self) -> str | None:
+        ctx = context.get_current()
+        if ctx is not self._ctx:
+            self._cid = get_correlation_id(ctx)
+            self._ctx = ctx
+        return self._cid
+
+
 def set_correlation_id(value: str, ctx: context.Context | None = None) -> context.Context:
     """Return a context with ``value`` as correlation_id (invalid values are replaced)."""
     if not is_valid(value):

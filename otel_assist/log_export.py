@@ -29,6 +29,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 
 from otel_assist.log_processors import TIMESTAMP_NS_KEY, EventDict
 
@@ -61,10 +62,17 @@ def clean_value(value: Any) -> Any:
         items = [v for v in value if v is not None]
         if items and all(isinstance(v, str) for v in items):
             return tuple(items)
-        return orjson.dumps(items, default=str).decode()
+        return _json_text(items)
     if isinstance(value, dict):
-        return orjson.dumps(value, default=str).decode()
+        return _json_text(value)
     return str(value)
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # keys that are not strings, integers beyond 64 bits
+        return str(value)
 
 
 _SCALARS = frozenset({str, bool, float})
@@ -85,20 +93,53 @@ def to_attributes(event_dict: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
+_NO_TRACE = (0, 0, TraceFlags(TraceFlags.DEFAULT))
+
+
+class BridgedLogRecord(LogRecord):
+    """An OpenTelemetry API ``LogRecord`` built without the general constructor.
+
+    ``LogRecord.__init__`` parses a dozen keyword arguments and looks up the current span
+    for trace ids that are always empty here (tracing is off): about half the cost of
+    bridging a log line. This sets the same attributes directly; a test compares them
+    with a record made through ``__init__`` so an SDK upgrade cannot drift silently.
+    """
+
+    @classmethod
+    def bridged(
+        cls,
+        ts: int,
+        severity_number: SeverityNumber,
+        severity_text: str,
+        body: str,
+        attributes: dict[str, Any],
+    ) -> BridgedLogRecord:
+        record = cls.__new__(cls)
+        record.timestamp = ts
+        record.observed_timestamp = ts
+        record.context = _RECORD_CONTEXT
+        record.trace_id, record.span_id, record.trace_flags = _NO_TRACE
+        record.severity_text = severity_text
+        record.severity_number = severity_number
+        record.body = body
+        record.attributes = attributes
+        record.event_name = None
+        record.exception = None
+        return record
+
+
 def to_log_record(ts: int, event_dict: Mapping[str, Any]) -> LogRecord:
     """The OpenTelemetry LogRecord for one processed structlog event dict."""
     severity_number, severity_text = SEVERITY.get(
         str(event_dict.get("level", "info")), SEVERITY["info"]
     )
     body = event_dict.get("event")
-    return LogRecord(
-        timestamp=ts,
-        observed_timestamp=ts,
-        context=_RECORD_CONTEXT,
-        severity_number=severity_number,
-        severity_text=severity_text,
-        body=body if isinstance(body, str) else str(body),
-        attributes=to_attributes(event_dict),
+    return BridgedLogRecord.bridged(
+        ts,
+        severity_number,
+        severity_text,
+        body if isinstance(body, str) else str(body),
+        to_attributes(event_dict),
     )
 
 
@@ -135,6 +176,7 @@ class LogQueue:
         self.interval_s = interval_s
         self.dropped = {"queue_full": 0, "export_failed": 0}
         self.exported = 0
+        self.worker_errors = 0
         self._items: deque[Any] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -152,11 +194,16 @@ class LogQueue:
         full."""
         if self.exporter is None or self._stopped:
             return
-        if len(self._items) >= self.max_size:
+        items = self._items
+        size = len(items)
+        if size >= self.max_size:
             self.dropped["queue_full"] += 1
             return
-        self._items.append(item)
-        if len(self._items) >= self.batch_size:
+        items.append(item)
+        # Wake the exporter when a batch is complete: once, at the crossing. Setting the
+        # Event on every put above the mark costs a lock round trip per log call for as
+        # long as the exporter is behind.
+        if size + 1 == self.batch_size:
             self._wake.set()
 
     # -- consumer side
@@ -171,7 +218,10 @@ class LogQueue:
         while True:
             self._wake.wait(self.interval_s)
             self._wake.clear()
-            self._export_available()
+            try:
+                self._export_available()
+            except Exception:  # the export thread must outlive any single failure
+                self.worker_errors += 1
             if self._stopped and not self._items:
                 return
 
@@ -195,7 +245,12 @@ class LogQueue:
 
     def _export(self, batch: Sequence[Any]) -> None:
         assert self.exporter is not None
-        records = [self._readable(item) for item in batch]
+        records = []
+        for item in batch:
+            try:
+                records.append(self._readable(item))
+            except Exception:  # one unconvertible record must not cost the batch
+                self.dropped["export_failed"] += 1
         try:
             result = self.exporter.export(records)
         except Exception:  # an exporter must never take the thread (or the host) down
@@ -292,7 +347,8 @@ class OtelBridge:
         if self.counts is not None:
             self.counts.add(event_dict.get("level", "info"))  # a dict increment
         if self.queue is not None:
-            # The dict is not copied: after this processor only the renderer reads it.
+            # The dict is not copied: after this processor only the renderer reads it;
+            # the export thread builds the OpenTelemetry record from it.
             self.queue.put((ts, event_dict))
         return event_dict
 

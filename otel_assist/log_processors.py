@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog.contextvars as structlog_contextvars
 
-from otel_assist.correlation import get_correlation_id
+from otel_assist.correlation import CurrentCorrelationId, get_correlation_id
 
 EventDict = MutableMapping[str, Any]
 TIMESTAMP_NS_KEY = "_ts_ns"
@@ -196,6 +196,7 @@ class StandardFields:
 
     def __init__(self, service: str) -> None:
         self.service = service
+        self._correlation_id = CurrentCorrelationId()
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
         level = event_dict.get("level") or method_name
@@ -208,7 +209,7 @@ class StandardFields:
         event_dict["timestamp"] = _CLOCK.format(ns)
         event_dict["service"] = self.service
         if "correlation_id" not in event_dict:
-            cid = get_correlation_id()
+            cid = self._correlation_id()
             if cid is not None:
                 event_dict["correlation_id"] = cid
         if "event_type" not in event_dict:

@@ -113,11 +113,20 @@ def shared_processors(settings: Settings) -> list[Processor]:
 
 def _json_bytes(_logger: Any, _method: str, event_dict: lp.EventDict) -> bytes:
     try:
-        return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(event_dict, default=str)
     except TypeError:
-        # orjson refuses some values even with default= (integers beyond 64 bits, ...):
-        # a log call must never raise, so fall back to the slower stdlib encoder.
-        return json.dumps(event_dict, default=str, ensure_ascii=False).encode()
+        # orjson refuses some values even with default= (integers beyond 64 bits, keys
+        # that are not strings, ...): a log call must never raise, so fall back to the
+        # slower stdlib encoder, with every key made a string.
+        safe = {str(k): v for k, v in event_dict.items()}
+        try:
+            return json.dumps(safe, default=str, ensure_ascii=False).encode()
+        except (TypeError, ValueError):
+            flat = {k: v if isinstance(v, _JSON_SCALARS) else str(v) for k, v in safe.items()}
+            return json.dumps(flat, ensure_ascii=False).encode()
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _json_text(logger: Any, method: str, event_dict: lp.EventDict) -> str:

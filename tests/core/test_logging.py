@@ -104,8 +104,15 @@ def test_log_records_counted_by_level(otel_capture: Capture) -> None:
 
 def test_odd_values_become_otel_types(otel_capture: Capture) -> None:
     structlog.get_logger().info(
-        "odd", big=2**70, items=[1, "a"], tags=["x", "y"], obj=object(), none=None
+        "odd",
+        big=2**70,
+        items=[1, "a"],
+        tags=["x", "y"],
+        obj=object(),
+        none=None,
+        by_pair={(1, 2): "tuple key"},
     )
+    assert otel_capture.json_lines()[0]["big"] == 2**70
     rec = otel_capture.log_records(event="odd")[0]
     assert rec["big"] == str(2**70)
     assert rec["tags"] == ("x", "y")
@@ -153,3 +160,23 @@ def test_structlog_bound_contextvars_are_merged(otel_capture: Capture) -> None:
     assert first["user_id"] == 77 and first["chat"] == "c-1"
     assert "user_id" not in second
     assert otel_capture.log_records(event="with bound vars")[0]["user_id"] == 77
+
+
+def test_bridged_record_matches_the_api_constructor() -> None:
+    from opentelemetry._logs import LogRecord, SeverityNumber
+
+    from otel_assist.log_export import _RECORD_CONTEXT, BridgedLogRecord
+
+    attrs = {"event_type": "info", "user_id": 1}
+    fast = BridgedLogRecord.bridged(123, SeverityNumber.INFO, "INFO", "hello", attrs)
+    slow = LogRecord(
+        timestamp=123,
+        observed_timestamp=123,
+        context=_RECORD_CONTEXT,
+        severity_number=SeverityNumber.INFO,
+        severity_text="INFO",
+        body="hello",
+        attributes=attrs,
+    )
+    assert isinstance(fast, LogRecord)
+    assert vars(fast) == vars(slow)
