@@ -3,8 +3,8 @@
 Each batch is its own short transaction (``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``)
 so the task never holds long locks or builds one huge WAL record. The cutoff is rounded
 down to the hour so the hourly rollups can be trimmed at exactly the same boundary and
-stay equal to the raw rows. With time partitioning (see README.md, "Retention and partitioning") this becomes
-``DROP TABLE`` of whole partitions.
+stay equal to the raw rows. With time partitioning (see README.md, "Retention and
+partitioning") this becomes ``DROP TABLE`` of whole partitions.
 """
 
 from __future__ import annotations
