@@ -119,9 +119,10 @@ async def test_endpoint_down_or_hung_costs_counted_records_only(
     tel, reader = configure_against(endpoint)
     try:
         max_gap, worst_call = await log_storm_with_heartbeat(5000)
-        # The loop never stalls on export: a gap is at most a scheduling hiccup.
-        assert max_gap < 0.25, max_gap
-        assert worst_call < 0.05, worst_call
+        # The loop never stalls on export. A blocking export would stall it for the whole
+        # export timeout (0.5 s here); the bounds leave room for a busy machine's hiccups.
+        assert max_gap < 0.35, max_gap
+        assert worst_call < 0.2, worst_call
         # Memory is bounded by the queue size, never by the outage.
         assert len(tel.log_queue._items) <= 200
         tel.force_flush(timeout_s=3)
