@@ -1,7 +1,7 @@
 """structlog processors that give every log line the same shape.
 
-Each is a small plain callable ``(logger, method_name, event_dict) -> event_dict``, in the
-manner of structlog's own processors. They run for native structlog calls and, through
+Each is a plain callable ``(logger, method_name, event_dict) -> event_dict``, in the manner
+of structlog's own processors. They run for native structlog calls and, through
 ``structlog.stdlib.ProcessorFormatter``'s foreign pre-chain, for stdlib loggers of libraries
 (uvicorn, sqlalchemy, httpx, apscheduler), so both kinds of line look alike.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog.contextvars as structlog_contextvars
 
-from otel_assist.correlation import CurrentCorrelationId, get_correlation_id
+from otel_assist.correlation import CurrentCorrelationId
 
 EventDict = MutableMapping[str, Any]
 TIMESTAMP_NS_KEY = "_ts_ns"
@@ -44,50 +44,6 @@ class _IsoClock:
 
 
 _CLOCK = _IsoClock()
-
-
-def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    """ISO-8601 UTC ``timestamp`` plus the same instant in ns for the OpenTelemetry record."""
-    ns = time.time_ns()
-    event_dict[TIMESTAMP_NS_KEY] = ns
-    event_dict["timestamp"] = _CLOCK.format(ns)
-    return event_dict
-
-
-def add_level(_logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
-    """Lower-case ``level``; stdlib records already carry theirs in the pre-chain."""
-    level = event_dict.get("level") or method_name
-    level = str(level).lower()
-    event_dict["level"] = _LEVEL_ALIASES.get(level, level)
-    return event_dict
-
-
-class AddService:
-    """Add the constant ``service`` field (the resource's service.name)."""
-
-    def __init__(self, service: str) -> None:
-        self.service = service
-
-    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-        event_dict["service"] = self.service
-        return event_dict
-
-
-def add_correlation_id(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    """Take correlation_id from the context's baggage unless the call passed one."""
-    if "correlation_id" not in event_dict:
-        cid = get_correlation_id()
-        if cid is not None:
-            event_dict["correlation_id"] = cid
-    return event_dict
-
-
-def default_event_type(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
-    """Every line has an ``event_type``; without one it is the level (the seed plan's
-    LogEventType has info/warning/error/debug for exactly that)."""
-    if "event_type" not in event_dict:
-        event_dict["event_type"] = event_dict.get("level", "info")
-    return event_dict
 
 
 def exception_fields(_logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
@@ -190,8 +146,9 @@ class StandardFields:
     """All the per-line fields in one processor: level, timestamp, service, correlation_id,
     event_type, and exception fields when there is an exception.
 
-    The same steps exist above as separate processors; one call instead of six saves the
-    structlog loop's per-processor overhead on every log call (``bench/log_overhead.py``).
+    One processor instead of one per field: the structlog loop's per-processor overhead
+    is paid on every log call (``bench/log_overhead.py``). ``event_type`` defaults to the
+    level: the seed plan's LogEventType has info/warning/error/debug for exactly that.
     """
 
     def __init__(self, service: str) -> None:
