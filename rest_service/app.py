@@ -18,6 +18,7 @@ from fastapi import FastAPI
 import otel_assist
 from otel_assist.asgi import instrument_app
 from rest_service.admin import router as admin_router
+from rest_service.admin.settings import AdminSettings
 from rest_service.api import body, errors
 from rest_service.api.main import api_router
 from rest_service.api.routes import health
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     """Build the app. Raises ``RuntimeError`` if no token is configured outside dev mode."""
     settings = settings or get_settings()
     settings.check_startable()
+    AdminSettings.from_env()  # fail at start-up, naming the variable, not at a page view
     if telemetry:
         otel_assist.configure(service_name="rest_service")
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from rest_service.admin.settings import AdminSettings
 from rest_service.core.config import get_settings
 
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         get_settings().check_startable()
-    except RuntimeError as exc:
+        AdminSettings.from_env()  # a bad admin value fails here, not at the first page view
+    except (RuntimeError, ValueError) as exc:
         print(f"rest-service: {exc}", file=sys.stderr)
         return 2
     import uvicorn

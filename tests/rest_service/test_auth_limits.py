@@ -247,3 +247,34 @@ async def test_out_of_range_times_are_4xx(svc: Running) -> None:
     assert r.status_code == 200, r.text  # year 1 is a valid (if odd) timestamp
     r = await svc.client.post(f"{JOBS}/events", json={"events": [{**ev, "at": 1e20}]})
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("value", ["soon", "5", "99999999"])
+def test_bad_admin_setting_fails_at_start_with_the_variable_named(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("REST_SERVICE_ADMIN_SESSION_SECONDS", value)
+    with pytest.raises(ValueError, match="REST_SERVICE_ADMIN_SESSION_SECONDS"):
+        create_app(Settings(database_url=sqlite_url, rest_service_dev_mode=True), telemetry=False)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from rest_service.cli import main; raise SystemExit(main(['serve']))",
+        ],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": sqlite_url,
+            "REST_SERVICE_TOKEN": "a-token-for-this-test",
+            "REST_SERVICE_ADMIN_SESSION_SECONDS": value,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 2
+    assert "REST_SERVICE_ADMIN_SESSION_SECONDS" in cli.stderr
+    assert "a-token-for-this-test" not in cli.stderr
