@@ -396,3 +396,30 @@ def stopped(process: ManagedProcess) -> Iterator[None]:
         yield
     finally:
         process.start()
+
+
+# --------------------------------------------------------------------------- rest_service
+
+
+@contextlib.contextmanager
+def serve_rest_service(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Run ``rest-service serve`` (uvicorn, uvloop, httptools) as a child process on a free
+    port with ``env``, logging to ``log_path``; yields its base URL once ``/ready`` answers."""
+    import sys
+
+    port = free_port()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rest_service.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{url}/ready"), 60, "rest_service ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,7 +33,6 @@ def own_postgres(tmp_path: Path) -> Iterator[servers.Postgres]:
 
 @pytest.fixture
 def rest_service(own_postgres: servers.Postgres, tmp_path: Path) -> Iterator[str]:
-    port = servers.free_port()
     env = {
         **os.environ,
         "DATABASE_URL": own_postgres.sqlalchemy_url,
@@ -45,23 +42,12 @@ def rest_service(own_postgres: servers.Postgres, tmp_path: Path) -> Iterator[str
         "OTEL_LOGS_EXPORTER": "none",
         "DB_CONNECT_TIMEOUT_SECONDS": "2",
     }
-    log = (tmp_path / "rest_service.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rest_service.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "rest_service.log"
     try:
-        servers.wait_until(lambda: servers.http_ok(f"{url}/ready"), 60, "rest_service ready")
-        yield url
+        with servers.serve_rest_service(env, log_path) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
-        text = (tmp_path / "rest_service.log").read_text(errors="replace")
+        text = log_path.read_text(errors="replace")
         assert TOKEN not in text and own_postgres.password not in text
 
 

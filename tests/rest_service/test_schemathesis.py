@@ -8,8 +8,6 @@ content types and schemas. Bounded: a few examples per operation.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ def live_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     database_url = postgres.create_database(f"rs_st_{uuid.uuid4().hex[:8]}")
-    port = servers.free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -44,21 +41,8 @@ def live_service(
         "REDIS_URL": redis_server.url,
     }
     log_path = tmp_path_factory.mktemp("st") / "rest_service.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rest_service.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_until(lambda: servers.http_ok(f"{url}/ready"), 60, "rest_service")
+    with servers.serve_rest_service(env, log_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def _operations(url: str) -> list[Any]:
