@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from otel_assist.redis_client import connect
 from rest_service.core.errors import UnavailableError
 from rest_service.schemas import QueueCurrent
 
@@ -40,7 +41,7 @@ class LiveQueues:
     def __init__(self, url: str | None) -> None:
         self.url = url
         self.client: Redis | None = (
-            Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0) if url else None
+            connect(url, socket_connect_timeout=1.0, socket_timeout=2.0) if url else None
         )
 
     async def current(self, names: Sequence[str]) -> list[QueueCurrent]:

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-import redis.asyncio as aioredis
 
 import otel_assist
-from otel_assist import redis_metrics
+from otel_assist import redis_client
 from otel_assist.demo import assistant, cron, summary, telegram_bot, telegram_sender
 from otel_assist.demo.embedded_redis import EmbeddedRedis
 from otel_assist.demo.rest_server import RestServer
@@ -201,7 +200,7 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         )
     )
     set_default_shipper(shipper)
-    redis = redis_metrics.instrument(aioredis.Redis.from_url(res.redis_url))
+    redis = redis_client.connect(res.redis_url)
     api = httpx.AsyncClient(
         base_url=api_url,
         headers={"Authorization": f"Bearer {res.token}"},

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from otel_assist import redis_metrics
+from otel_assist import redis_client, redis_metrics
 from otel_assist.correlation import correlation_scope, get_correlation_id
 from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings, sample_once
 from tests import servers
@@ -189,7 +189,7 @@ async def test_without_dead_letter_garbage_is_handed_on_raw(
 async def test_redis_down_push_raises_and_is_counted_consumer_reconnects(
     own_redis: servers.Redis, queue_name: str, metric_view: MetricView
 ) -> None:
-    client = aredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.5)
+    client = redis_client.connect(own_redis.url, socket_connect_timeout=0.5)
     settings = QueueSettings(
         history=False, block_timeout_s=0.2, sample_interval_s=0.1, reconnect_max_s=0.5
     )
@@ -222,6 +222,57 @@ async def test_redis_down_push_raises_and_is_counted_consumer_reconnects(
     assert metric_view.value("queue_errors", queue_name=queue_name, direction="pop") >= 1
     consumer.stop()
     await asyncio.wait_for(task, 5)
+    await client.aclose()
+
+
+async def _pushes_failing_after_restart(own_redis: servers.Redis, client: aredis.Redis) -> int:
+    """Fill the pool with five connections, restart Redis, push six times."""
+    await asyncio.gather(*(client.lpush("restart-q", b"x") for _ in range(5)))
+    own_redis.process.stop()
+    own_redis.process.start()
+    failures = 0
+    for _ in range(6):
+        try:
+            await client.lpush("restart-q", b"y")
+        except RedisConnectionError:
+            failures += 1
+    await client.aclose()
+    return failures
+
+
+async def test_plain_from_url_client_loses_a_push_after_a_redis_restart(
+    own_redis: servers.Redis,
+) -> None:
+    """The problem redis_client.connect() exists for: redis-py's from_url() pool has no
+    retries, so a connection opened before the restart fails once even though Redis is up."""
+    plain = aredis.Redis.from_url(own_redis.url, socket_connect_timeout=0.5)
+    assert await _pushes_failing_after_restart(own_redis, plain) >= 1
+
+
+async def test_connect_client_pushes_on_the_first_try_after_a_redis_restart(
+    own_redis: servers.Redis, metric_view: MetricView
+) -> None:
+    client = redis_client.connect(own_redis.url, socket_connect_timeout=0.5)
+    assert await _pushes_failing_after_restart(own_redis, client) == 0
+    check = aredis.Redis.from_url(own_redis.url)
+    assert await check.llen("restart-q") == 6  # the retried pushes landed exactly once
+    await check.aclose()
+    count, *_ = metric_view.histogram(
+        "db.client.operation.duration", **{"db.operation.name": "LPUSH"}
+    )
+    assert count == 5 + 6  # connect() instruments the client: one point per LPUSH call
+
+
+async def test_connect_client_still_fails_fast_while_redis_is_down(
+    own_redis: servers.Redis,
+) -> None:
+    client = redis_client.connect(own_redis.url, socket_connect_timeout=0.5)
+    await client.ping()
+    own_redis.process.stop()
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError):
+        await client.lpush("down-q", b"x")
+    assert time.monotonic() - started < 5.0  # 3 retries, backoff capped at 1 s each
     await client.aclose()
 
 
