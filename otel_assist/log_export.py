@@ -183,6 +183,7 @@ class LogQueue:
         self._in_flight = 0
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._thread_pid = 0
         if exporter is not None:
             self._start_thread()
             _register_fork_hook(self)
@@ -209,6 +210,7 @@ class LogQueue:
     # -- consumer side
 
     def _start_thread(self) -> None:
+        self._thread_pid = os.getpid()
         self._thread = threading.Thread(
             target=self._run, name="otel-assist-log-export", daemon=True
         )
@@ -299,8 +301,19 @@ class LogQueue:
         if self.exporter is not None:
             self.exporter.shutdown()
 
+    def abandon(self) -> None:
+        """Stop without exporting: a forked child drops the parent's queue (its records
+        are the parent's to send) and lets the export thread end."""
+        self._stopped = True
+        self._items.clear()
+        self._wake.set()
+
     def _after_fork(self) -> None:
-        """In a forked child the export thread does not exist: start a fresh one."""
+        """In a forked child the export thread does not exist: start a fresh one. A queue
+        built in the child already (configure() rebuilding after the fork runs first) has
+        its thread and is left alone."""
+        if self._thread is not None and self._thread_pid == os.getpid():
+            return
         self._items.clear()
         self._idle = threading.Condition()
         self._wake = threading.Event()

@@ -87,6 +87,7 @@ class Telemetry:
     def abandon(self) -> None:
         """In a forked child: stop the parent's readers without exporting their state."""
         self._shut_down = True
+        self.log_queue.abandon()
         if self.otlp_metric_exporter is not None:
             self.otlp_metric_exporter.enabled = False
         self.meter_provider.shutdown(1000)

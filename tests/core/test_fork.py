@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import structlog
 
@@ -10,6 +11,10 @@ import otel_assist
 from otel_assist import telemetry
 from tests.otlp_receiver import OTLPReceiver
 from tests.servers import wait_until
+
+
+def _export_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "otel-assist-log-export")
 
 
 def test_configure_is_idempotent() -> None:
@@ -50,11 +55,13 @@ def test_forked_child_gets_its_own_instance_id() -> None:
                     assert child is not None
                     structlog.get_logger().info("hello from child")
                     child.force_flush(5)
+                    # the parent's abandoned queue lets its thread end: one exporter left
+                    wait_until(lambda: _export_threads() == 1, 5, "one export thread")
                     os.write(write_fd, child.instance_id.encode())
                 finally:
                     os._exit(0)
             os.close(write_fd)
-            child_id = os.read(read_fd, 100).decode()
+            child_id = os.read(read_fd, 100).decode()  # empty when the child failed
             os.waitpid(pid, 0)
             structlog.get_logger().info("hello from parent")
             parent.force_flush(5)
