@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import httpx
 import orjson
@@ -148,7 +149,15 @@ class PayloadCapture:
 
 class Spool:
     """Append-only JSONL segments in one directory. Each line is ``j <json>`` or
-    ``q <json>``. A segment is deleted once every line in it was accepted."""
+    ``q <json>``. A segment is deleted once every line in it was accepted.
+
+    Several processes may share the directory (gunicorn or uvicorn workers with the same
+    ``OTEL_ASSIST_HISTORY_SPOOL_DIR``). Each writes its own segments (pid in the name) and
+    holds an exclusive ``flock`` on the one it is appending to; a replay claims a segment
+    with a non-blocking ``flock`` first. So no process sends or deletes a segment another
+    is still writing, and two processes never replay the same one. A process that dies
+    releases its locks, and its segments are replayed by whoever runs next.
+    """
 
     def __init__(self, directory: str, max_bytes: int, segment_bytes: int) -> None:
         self.dir = Path(directory)
@@ -156,12 +165,14 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._current: Path | None = None
+        self._fh: BinaryIO | None = None
         self._current_size = 0
         self._seq = 0
         self.counts: dict[str, int] = {"job": 0, "queue": 0}
         self.total_bytes = 0
         for seg in self.segments():
-            self.total_bytes += seg.stat().st_size
+            with contextlib.suppress(OSError):
+                self.total_bytes += seg.stat().st_size
             for kind, lines in self.read(seg).items():
                 self.counts[kind] += len(lines)
 
@@ -181,30 +192,76 @@ class Spool:
             size += n
         if not out:
             return 0
-        if self._current is None or self._current_size >= self.segment_bytes:
-            self._seq += 1
-            self._current = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{self._seq}.jsonl"
-            self._current_size = 0
-        with self._current.open("ab") as fh:
-            fh.write(b"".join(out))
-            fh.flush()
-            os.fsync(fh.fileno())
+        fh = self._writable()
+        fh.write(b"".join(out))
+        fh.flush()
+        os.fsync(fh.fileno())
         self._current_size += size
         self.total_bytes += size
         self.counts[kind] += len(out)
         return len(out)
 
+    def _writable(self) -> BinaryIO:
+        """The current segment, opened and locked; a new one when it is full."""
+        if self._fh is not None and self._current_size < self.segment_bytes:
+            return self._fh
+        self.seal()
+        self._seq += 1
+        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{self._seq}.jsonl"
+        fh = path.open("ab")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # a new file: nobody else holds it
+        self._current, self._fh, self._current_size = path, fh, 0
+        return fh
+
     def seal(self) -> None:
-        """Start a new segment on the next append (so the current one can be replayed)."""
-        self._current = None
+        """Close the current segment (releasing its lock) so it can be replayed; the next
+        append starts a new one."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+        self._current, self._fh = None, None
+
+    def forget_current_after_fork(self) -> None:
+        """In a forked child: drop the inherited handle without touching the parent's lock
+        (a ``flock`` lives until every copy of the descriptor is closed; the parent keeps
+        its copy and goes on writing that segment)."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+        self._current, self._fh = None, None
+
+    @contextlib.contextmanager
+    def claim(self, path: Path) -> Iterator[dict[str, list[bytes]] | None]:
+        """Lock a segment for replay and read it; None when another process holds it
+        (writing or replaying it) or it is already gone. Delete it with ``remove()``
+        inside the ``with`` so the lock covers the whole replay."""
+        try:
+            fh = path.open("rb")
+        except OSError:
+            yield None
+            return
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield None
+                return
+            if os.fstat(fh.fileno()).st_nlink == 0:  # replayed and deleted meanwhile
+                yield None
+                return
+            yield self.parse(fh.read())
 
     @staticmethod
     def read(path: Path) -> dict[str, list[bytes]]:
-        out: dict[str, list[bytes]] = {"job": [], "queue": []}
+        """The valid lines of a segment, without locking (start-up accounting, tests)."""
         try:
-            data = path.read_bytes()
+            return Spool.parse(path.read_bytes())
         except OSError:
-            return out
+            return {"job": [], "queue": []}
+
+    @staticmethod
+    def parse(data: bytes) -> dict[str, list[bytes]]:
+        out: dict[str, list[bytes]] = {"job": [], "queue": []}
         for line in data.split(b"\n"):
             if len(line) < 3:
                 continue
@@ -220,13 +277,14 @@ class Spool:
         return out
 
     def remove(self, path: Path, counts: Mapping[str, int]) -> None:
+        if path == self._current:
+            self.seal()
         with contextlib.suppress(OSError):
-            self.total_bytes -= path.stat().st_size
+            size = path.stat().st_size
             path.unlink()
+            self.total_bytes = max(0, self.total_bytes - size)
         for kind, n in counts.items():
             self.counts[kind] = max(0, self.counts[kind] - n)
-        if path == self._current:
-            self._current = None
 
 
 # --------------------------------------------------------------------------- shipper
@@ -343,6 +401,8 @@ class HistoryShipper:
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
+        if self._spool is not None:
+            self._spool.forget_current_after_fork()
         for buf in self._buffers.values():
             buf.clear()
         self._wake = threading.Event()
@@ -405,11 +465,13 @@ class HistoryShipper:
             return
         self._spool.seal()
         for seg in self._spool.segments():
-            by_kind = Spool.read(seg)
-            for kind, lines in by_kind.items():
-                for i in range(0, len(lines), self._batch):
-                    self._post(client, kind, lines[i : i + self._batch], final)  # type: ignore[arg-type]
-            self._spool.remove(seg, {k: len(v) for k, v in by_kind.items()})
+            with self._spool.claim(seg) as by_kind:
+                if by_kind is None:  # another process is writing or replaying it
+                    continue
+                for kind, lines in by_kind.items():
+                    for i in range(0, len(lines), self._batch):
+                        self._post(client, kind, lines[i : i + self._batch], final)  # type: ignore[arg-type]
+                self._spool.remove(seg, {k: len(v) for k, v in by_kind.items()})
 
     def _send_memory(self, client: httpx.Client, kind: Kind, final: bool) -> None:
         buf = self._buffers[kind]

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from otel_assist.history import HistorySettings, HistoryShipper, Spool
 from tests import servers
+from tests.queues.conftest import REPO
+
+# Another process replaying the shared spool directory: claims every segment it can,
+# prints how many lines it got, deletes what it claimed.
+_REPLAY = """
+import sys
+from otel_assist.history import Spool
+spool = Spool(sys.argv[1], max_bytes=10**6, segment_bytes=10**6)
+got = 0
+for seg in spool.segments():
+    with spool.claim(seg) as lines:
+        if lines is not None:
+            got += len(lines["queue"])
+            spool.remove(seg, {k: len(v) for k, v in lines.items()})
+print(got)
+"""
+
+
+def _replay_in_another_process(directory: Path) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _REPLAY, str(directory)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return int(out.stdout.strip())
 
 
 def test_spool_cap_and_torn_last_line(tmp_path: Path) -> None:
@@ -45,3 +71,32 @@ def test_unreachable_rest_service_never_blocks_or_raises(tmp_path: Path) -> None
         outcome = "spooled" if spool_dir else "dropped"
         assert shipper.stats.get(("queue", outcome), 0) == 5000, shipper.stats
         assert shipper.stats.get(("queue", "retried"), 0) > 0
+
+
+def test_workers_sharing_a_spool_never_replay_a_segment_still_being_written(
+    tmp_path: Path,
+) -> None:
+    """gunicorn-style workers share one spool directory: another process must not send (and
+    delete) the segment this one is appending to, or the lines written after its read
+    are lost. Sealed, the segment is replayed exactly once."""
+    writer = Spool(str(tmp_path), max_bytes=10**6, segment_bytes=10**6)
+    lines = [b'{"event_id":"w%03d"}' % i for i in range(10)]
+    assert writer.append("queue", lines[:5]) == 5
+    assert _replay_in_another_process(tmp_path) == 0  # locked: being written
+    assert writer.append("queue", lines[5:]) == 5
+    writer.seal()
+    assert _replay_in_another_process(tmp_path) == 10  # every line, in one replay
+    assert writer.segments() == []
+    assert _replay_in_another_process(tmp_path) == 0  # and never again
+
+
+def test_a_segment_claimed_for_replay_is_skipped_by_a_second_replayer(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path), max_bytes=10**6, segment_bytes=10**6)
+    spool.append("queue", [b'{"event_id":"c1"}', b'{"event_id":"c2"}'])
+    spool.seal()
+    (segment,) = spool.segments()
+    with spool.claim(segment) as lines:
+        assert lines is not None and len(lines["queue"]) == 2
+        assert _replay_in_another_process(tmp_path) == 0  # we hold it
+        spool.remove(segment, {k: len(v) for k, v in lines.items()})
+    assert spool.segments() == [] and spool.counts["queue"] == 0
