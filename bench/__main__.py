@@ -16,6 +16,7 @@ from bench import BenchResult
 ALL = [
     "http_overhead",
     "log_overhead",
+    "log_export",
     "queue_overhead",
     "job_overhead",
     "ingest_throughput",

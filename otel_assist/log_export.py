@@ -4,9 +4,10 @@ Why not the SDK's ``Logger.emit`` + ``BatchLogRecordProcessor`` on the hot path:
 ``ReadWriteLogRecord`` validates every attribute under a lock and costs about twice a whole
 structlog JSON line (see ``bench/log_overhead.py``). Here the log call only appends the
 already-processed event dict to a bounded deque; a background thread turns batches of them
-into ``ReadableLogRecord`` objects and hands them to the standard OTLP/HTTP exporter. The
-SDK ``LoggerProvider`` is still installed and feeds the same queue (``QueueLogProcessor``),
-so records from other OpenTelemetry users leave through the same exporter.
+into ``ReadableLogRecord`` objects and hands them to the OTLP/HTTP exporter (the stock one,
+serializing with ``otlp_log_encoder``: see ``otlp_log_exporter.py``). The SDK
+``LoggerProvider`` is still installed and feeds the same queue (``QueueLogProcessor``), so
+records from other OpenTelemetry users leave through the same exporter.
 
 A full queue or a failing exporter costs records, never the caller: both are counted in
 ``otel_assist_log_records_dropped_total``.
@@ -184,6 +185,9 @@ class LogQueue:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
+        # An exporter that leaves out records it cannot encode (EncodingOTLPLogExporter)
+        # says how many, so they are counted as export_failed rather than as exported.
+        self._take_rejected = getattr(exporter, "take_rejected", None)
         if exporter is not None:
             self._start_thread()
             _register_fork_hook(self)
@@ -257,8 +261,10 @@ class LogQueue:
             result = self.exporter.export(records)
         except Exception:  # an exporter must never take the thread (or the host) down
             result = LogRecordExportResult.FAILURE
+        rejected = self._take_rejected() if self._take_rejected is not None else 0
         if result == LogRecordExportResult.SUCCESS:
-            self.exported += len(records)
+            self.exported += len(records) - rejected
+            self.dropped["export_failed"] += rejected
         else:
             self.dropped["export_failed"] += len(records)
 

@@ -233,9 +233,9 @@ def _resource(settings: Settings) -> Resource:
 
 def _log_exporter(settings: Settings) -> LogRecordExporter | None:
     if "otlp" in settings.logs_exporters:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from otel_assist.otlp_log_exporter import EncodingOTLPLogExporter
 
-        return OTLPLogExporter(
+        return EncodingOTLPLogExporter(
             endpoint=settings.logs_endpoint, timeout=settings.export_timeout_ms / 1000
         )
     if "console" in settings.logs_exporters:

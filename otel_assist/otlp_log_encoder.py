@@ -1,0 +1,434 @@
+"""OTLP/protobuf wire encoding of log batches, written by hand.
+
+Why: the stock exporter's ``encode_logs(batch).SerializeToString()`` builds a protobuf
+object per record, attribute and value, then serializes them: 25-38 µs per record on the
+development VM, three times the caller's whole JSON log line, spent in the export thread
+while it holds the GIL. Writing the wire format straight from the ``ReadableLogRecord``
+costs a fraction of that (``bench/log_export.py``).
+
+The contract is the official encoder's output (opentelemetry-exporter-otlp-proto-common,
+``_internal._log_encoder``): our bytes decode to a message equal to ``encode_logs(batch)``,
+and are byte-identical as well, since fields are written in field-number order and proto3
+defaults are left out the same way. ``tests/core/test_otlp_log_encoder.py`` compares the
+two on generated batches. Where the official encoder fails the whole batch (a body or a
+timestamp it cannot encode), this one leaves out that record only and counts it.
+
+Wire format used (https://protobuf.dev/programming-guides/encoding/): a field is a tag
+``field_number << 3 | wire_type`` then the value; varints for ints, enums and lengths
+(``int64`` negatives as ten-byte two's complement, no zigzag); ``fixed64`` little-endian
+for timestamps and doubles; length-delimited for strings, bytes and sub-messages.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+# Tags, by message. Each is (field_number << 3) | wire_type, one byte for every field here.
+# ExportLogsServiceRequest: 1 resource_logs. ResourceLogs: 1 resource, 2 scope_logs,
+# 3 schema_url. ScopeLogs: 1 scope, 2 log_records, 3 schema_url.
+_TAG_RESOURCE_LOGS = b"\x0a"
+_TAG_RESOURCE = b"\x0a"
+_TAG_SCOPE_LOGS = b"\x12"
+_TAG_SCOPE = b"\x0a"
+_TAG_LOG_RECORD = b"\x12"
+_TAG_SCHEMA_URL = b"\x1a"
+# LogRecord: 1 time_unix_nano (fixed64), 2 severity_number (enum), 3 severity_text,
+# 5 body, 6 attributes, 7 dropped_attributes_count, 8 flags (fixed32), 9 trace_id,
+# 10 span_id, 11 observed_time_unix_nano (fixed64), 12 event_name.
+_TAG_TIME = 0x09
+_TAG_SEVERITY_NUMBER = b"\x10"
+_TAG_SEVERITY_TEXT = b"\x1a"
+_TAG_BODY = b"\x2a"
+_TAG_ATTRIBUTE = b"\x32"
+_TAG_DROPPED = b"\x38"
+_TAG_FLAGS = 0x45
+_TAG_TRACE_ID = b"\x4a"
+_TAG_SPAN_ID = b"\x52"
+_TAG_OBSERVED_TIME = 0x59
+_TAG_EVENT_NAME = b"\x62"
+# AnyValue (a oneof: a member set to its default is still written): 1 string_value,
+# 2 bool_value, 3 int_value (int64), 4 double_value, 5 array_value, 6 kvlist_value,
+# 7 bytes_value. ArrayValue and KeyValueList: 1 values. KeyValue: 1 key, 2 value.
+_TAG_STRING = b"\x0a"
+_TAG_INT = b"\x18"
+_TAG_DOUBLE = 0x21
+_TAG_ARRAY = b"\x2a"
+_TAG_KVLIST = b"\x32"
+_TAG_BYTES = b"\x3a"
+_TAG_VALUES = b"\x0a"
+_TAG_KEY = b"\x0a"
+_TAG_VALUE = b"\x12"
+# InstrumentationScope: 1 name, 2 version, 3 attributes. Resource: 1 attributes.
+_TAG_SCOPE_NAME = b"\x0a"
+_TAG_SCOPE_VERSION = b"\x12"
+_TAG_SCOPE_ATTRIBUTE = b"\x1a"
+_TAG_RESOURCE_ATTRIBUTE = b"\x0a"
+
+_DOUBLE_VALUE_PREFIX = b"\x12\x09"  # KeyValue.value, 9 bytes long: AnyValue{double_value}
+_TRUE_VALUE = b"\x10\x01"  # AnyValue{bool_value: true}
+_FALSE_VALUE = b"\x10\x00"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_UINT64_MASK = 2**64 - 1
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+_TAGGED_FIXED64 = struct.Struct("<BQ").pack
+_TAGGED_DOUBLE = struct.Struct("<Bd").pack
+_TAGGED_FIXED32 = struct.Struct("<BI").pack
+
+# Bounded caches of encoded pieces that repeat from record to record; cleared when full
+# so that a stream of unique values cannot grow them without limit.
+_CACHE_LIMIT = 4096
+_CACHED_STRING_MAX = 128  # longer strings are unlikely to repeat; not cached
+
+
+class EncodedLogs(NamedTuple):
+    """A serialized ``ExportLogsServiceRequest`` and how many records were left out of it
+    because they could not be encoded."""
+
+    data: bytes
+    rejected: int
+
+
+def varint(value: int) -> bytes:
+    """Base-128 varint; a negative value is written as its 64-bit two's complement
+    (ten bytes), which is how protobuf writes negative ``int64`` and enum values."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    value &= _UINT64_MASK
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length(size: int) -> bytes:
+    """The length prefix of a length-delimited field (sizes are never negative)."""
+    if size < 0x80:
+        return _ONE_BYTE[size]
+    if size < 0x4000:
+        return bytes(((size & 0x7F) | 0x80, size >> 7))
+    return varint(size)
+
+
+def _delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + _length(len(payload)) + payload
+
+
+def _optional_string(tag: bytes, text: str | None) -> bytes:
+    """A proto3 ``string`` field without presence: empty or None is left out."""
+    if not text:
+        return b""
+    return _delimited(tag, text.encode())
+
+
+# -- AnyValue
+
+
+def any_value(value: Any) -> bytes:
+    """The body of an ``AnyValue`` message for ``value``, as the official ``_encode_value``
+    builds it. The exact-type checks come first (the common case); anything else goes
+    through the official function's ``isinstance`` order, so subclasses, ``bytearray`` and
+    other sequences or mappings come out the same way."""
+    kind = type(value)
+    if kind is str:
+        return _delimited(_TAG_STRING, value.encode())
+    if kind is int:
+        return _int_value(value)
+    if kind is bool:
+        return _TRUE_VALUE if value else _FALSE_VALUE
+    if kind is float:
+        return _TAGGED_DOUBLE(_TAG_DOUBLE, value)
+    return _any_value_general(value)
+
+
+def _int_value(value: int) -> bytes:
+    if not _INT64_MIN <= value <= _INT64_MAX:  # protobuf refuses these too
+        raise ValueError(f"integer out of int64 range: {value}")
+    return _TAG_INT + varint(value)
+
+
+def _any_value_general(value: object) -> bytes:
+    if value is None:  # official: an empty AnyValue, present but with no member set
+        return b""
+    if isinstance(value, bool):
+        return _TRUE_VALUE if value else _FALSE_VALUE
+    if isinstance(value, str):
+        return _delimited(_TAG_STRING, value.encode())
+    if isinstance(value, int):
+        return _int_value(int(value))
+    if isinstance(value, float):
+        return _TAGGED_DOUBLE(_TAG_DOUBLE, value)
+    if isinstance(value, bytes):
+        return _delimited(_TAG_BYTES, bytes(value))
+    if isinstance(value, Sequence):
+        items = b"".join(_delimited(_TAG_VALUES, any_value(item)) for item in value)
+        return _delimited(_TAG_ARRAY, items)
+    if isinstance(value, Mapping):
+        pairs = b"".join(
+            _delimited(_TAG_VALUES, _key_value(str(key), item)) for key, item in value.items()
+        )
+        return _delimited(_TAG_KVLIST, pairs)
+    raise TypeError(f"Invalid type {type(value)} of value {value!r}")
+
+
+def _key_value(key: str, value: object) -> bytes:
+    """The body of a ``KeyValue`` message: the key (left out when empty) and the value
+    (always written, even when empty)."""
+    return _key_field(key) + _delimited(_TAG_VALUE, any_value(value))
+
+
+def _key_field(key: str) -> bytes:
+    """The key of a KeyValue; like protobuf, refuses anything but a string."""
+    if not isinstance(key, str):
+        raise TypeError(f"attribute key must be a string, not {type(key)}")
+    return _optional_string(_TAG_KEY, key)
+
+
+# -- Encoder
+
+
+class OTLPLogEncoder:
+    """Encodes batches of ``ReadableLogRecord`` into ``ExportLogsServiceRequest`` bytes.
+
+    One instance per exporter: it keeps bounded caches of pieces that repeat across
+    records and batches (attribute keys, short string attributes, resources and scopes).
+    Resource and scope encodings are cached by object identity (the cache holds the object,
+    so its id cannot be reused): both are immutable once built by the SDK.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+        self._string_attributes: dict[tuple[str, str], bytes] = {}
+        self._bodies: dict[str, bytes] = {}
+        self._severities: dict[tuple[int | None, str | None], bytes] = {}
+        self._resources: dict[int, tuple[Resource, bytes, bytes]] = {}
+        self._scopes: dict[int, tuple[InstrumentationScope | None, bytes, bytes]] = {}
+
+    def encode(self, batch: Sequence[ReadableLogRecord]) -> EncodedLogs:
+        """Serialize ``batch``; a record that cannot be encoded is left out and counted."""
+        groups, rejected = self._encode_records(batch)
+        parts: list[bytes] = []
+        for resource, scopes in groups.items():
+            try:
+                resource_logs = self._resource_logs(resource, scopes)
+            except Exception:  # a resource or scope the official encoder fails on, too
+                rejected += sum(len(records) for records in scopes.values())
+                continue
+            parts.append(_TAG_RESOURCE_LOGS)
+            parts.append(_length(len(resource_logs)))
+            parts.append(resource_logs)
+        return EncodedLogs(b"".join(parts), rejected)
+
+    def _encode_records(
+        self, batch: Sequence[ReadableLogRecord]
+    ) -> tuple[dict[Resource, dict[InstrumentationScope | None, list[bytes]]], int]:
+        """Encoded records grouped by resource, then scope, as the official encoder groups
+        them: dicts keyed by the SDK objects (their ``__eq__``/``__hash__`` decide), in order
+        of first appearance. Objects seen before in the batch are found by identity, so a
+        Resource's costly hash (a JSON dump of its attributes) runs once per object, not
+        once per record."""
+        groups: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
+        by_identity: dict[tuple[int, int], list[bytes]] = {}
+        rejected = 0
+        encode_record = self._log_record
+        for readable in batch:
+            try:
+                record = encode_record(readable)
+            except Exception:  # one bad record must not cost the batch
+                rejected += 1
+                continue
+            resource = readable.resource
+            scope = readable.instrumentation_scope or None
+            identity = (id(resource), id(scope))
+            records = by_identity.get(identity)
+            if records is None:
+                scopes = groups.setdefault(resource, {})
+                records = scopes.setdefault(scope, [])
+                by_identity[identity] = records
+            records.append(record)
+        return groups, rejected
+
+    # -- resource and scope
+
+    def _resource_logs(
+        self, resource: Resource, scopes: dict[InstrumentationScope | None, list[bytes]]
+    ) -> bytes:
+        """The body of one ``ResourceLogs``: resource, its ``ScopeLogs``, schema_url."""
+        resource_field, schema_field = self._resource_fields(resource)
+        parts = [resource_field]
+        for scope, records in scopes.items():
+            scope_field, scope_schema_field = self._scope_fields(scope)
+            body = b"".join((scope_field, *records, scope_schema_field))
+            parts.append(_TAG_SCOPE_LOGS)
+            parts.append(_length(len(body)))
+            parts.append(body)
+        parts.append(schema_field)
+        return b"".join(parts)
+
+    def _resource_fields(self, resource: Resource) -> tuple[bytes, bytes]:
+        """(``resource`` field, ``schema_url`` field) of a ResourceLogs, cached."""
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1], cached[2]
+        encoded = _delimited(
+            _TAG_RESOURCE, self._attributes(_TAG_RESOURCE_ATTRIBUTE, resource.attributes)
+        )
+        schema = _optional_string(_TAG_SCHEMA_URL, resource.schema_url)
+        _bounded_put(self._resources, id(resource), (resource, encoded, schema), 64)
+        return encoded, schema
+
+    def _scope_fields(self, scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
+        """(``scope`` field, ``schema_url`` field) of a ScopeLogs, cached. No scope is an
+        empty (but present) InstrumentationScope, as in the official encoder."""
+        cached = self._scopes.get(id(scope))
+        if cached is not None and cached[0] is scope:
+            return cached[1], cached[2]
+        if scope is None:
+            encoded, schema = _delimited(_TAG_SCOPE, b""), b""
+        else:
+            body = (
+                _optional_string(_TAG_SCOPE_NAME, scope.name)
+                + _optional_string(_TAG_SCOPE_VERSION, scope.version)
+                + self._attributes(_TAG_SCOPE_ATTRIBUTE, scope.attributes)
+            )
+            encoded = _delimited(_TAG_SCOPE, body)
+            schema = _optional_string(_TAG_SCHEMA_URL, scope.schema_url)
+        _bounded_put(self._scopes, id(scope), (scope, encoded, schema), 256)
+        return encoded, schema
+
+    # -- log record
+
+    def _log_record(self, readable: ReadableLogRecord) -> bytes:
+        """One ``log_records`` field (tag, length, LogRecord body)."""
+        log = readable.log_record
+        parts: list[bytes] = []
+        timestamp = log.timestamp
+        if timestamp:
+            parts.append(_TAGGED_FIXED64(_TAG_TIME, timestamp))
+        parts.append(self._severity(getattr(log.severity_number, "value", None), log.severity_text))
+        parts.append(self._body(log.body))
+        if log.attributes:
+            parts.append(self._attributes(_TAG_ATTRIBUTE, log.attributes))
+        dropped = readable.dropped_attributes
+        if dropped:
+            parts.append(_TAG_DROPPED + varint(dropped))
+        flags = int(log.trace_flags)
+        if flags:
+            parts.append(_TAGGED_FIXED32(_TAG_FLAGS, flags))
+        if log.trace_id:
+            parts.append(_delimited(_TAG_TRACE_ID, log.trace_id.to_bytes(16, "big")))
+        if log.span_id:
+            parts.append(_delimited(_TAG_SPAN_ID, log.span_id.to_bytes(8, "big")))
+        observed = log.observed_timestamp
+        if observed:
+            parts.append(_TAGGED_FIXED64(_TAG_OBSERVED_TIME, observed))
+        if log.event_name:
+            parts.append(_delimited(_TAG_EVENT_NAME, log.event_name.encode()))
+        body = b"".join(parts)
+        return _TAG_LOG_RECORD + _length(len(body)) + body
+
+    def _severity(self, number: int | None, text: str | None) -> bytes:
+        """severity_number and severity_text fields; a handful of pairs, cached."""
+        key = (number, text)
+        cached = self._severities.get(key)
+        if cached is None:
+            cached = (_TAG_SEVERITY_NUMBER + varint(number) if number else b"") + _optional_string(
+                _TAG_SEVERITY_TEXT, text
+            )
+            _bounded_put(self._severities, key, cached, 64)
+        return cached
+
+    def _body(self, body: Any) -> bytes:
+        """The body field: always written (None gives an empty AnyValue, as official).
+        Short string bodies (log messages repeat) are cached."""
+        if type(body) is str and len(body) <= _CACHED_STRING_MAX:
+            cached = self._bodies.get(body)
+            if cached is None:
+                cached = _delimited(_TAG_BODY, _delimited(_TAG_STRING, body.encode()))
+                _bounded_put(self._bodies, body, cached, _CACHE_LIMIT)
+            return cached
+        return _delimited(_TAG_BODY, any_value(body))
+
+    def _attributes(self, tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+        """Repeated ``KeyValue`` fields under ``tag`` (records, scopes and resources number
+        the field differently, so the caches hold what follows the tag). An attribute that
+        cannot be encoded is left out, as the official ``_encode_attributes`` does (it logs;
+        logging here would feed the exporter's complaints back into the log pipeline)."""
+        if not attributes:
+            return b""
+        parts: list[bytes] = []
+        strings = self._string_attributes
+        keys = self._keys
+        for key, value in attributes.items():
+            kind = type(value)
+            if kind is str and len(value) <= _CACHED_STRING_MAX:
+                cached = strings.get((key, value))
+                if cached is None:
+                    cached = _length_prefixed(_key_value, key, value)
+                    if cached is None:
+                        continue
+                    _bounded_put(strings, (key, value), cached, _CACHE_LIMIT)
+                parts.append(tag)
+                parts.append(cached)
+                continue
+            key_field = keys.get(key)
+            if key_field is not None:  # a known key: numbers written inline (hot path)
+                if kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                    number = _ONE_BYTE[value] if 0 <= value < 0x80 else varint(value)
+                    size = len(number)  # AnyValue{int_value} is 1 + size < 128 bytes
+                    parts.append(
+                        tag
+                        + _length(len(key_field) + size + 3)
+                        + key_field
+                        + _TAG_VALUE
+                        + _ONE_BYTE[size + 1]
+                        + _TAG_INT
+                        + number
+                    )
+                    continue
+                if kind is float:  # AnyValue{double_value}: 9 bytes
+                    parts.append(
+                        tag
+                        + _length(len(key_field) + 11)
+                        + key_field
+                        + _DOUBLE_VALUE_PREFIX
+                        + _TAGGED_DOUBLE(_TAG_DOUBLE, value)
+                    )
+                    continue
+            encoded = _length_prefixed(self._attribute_body, key, value)
+            if encoded is not None:
+                parts.append(tag)
+                parts.append(encoded)
+        return b"".join(parts)
+
+    def _attribute_body(self, key: str, value: Any) -> bytes:
+        """A KeyValue body, with the encoded key cached (the inline paths above need it)."""
+        key_field = self._keys.get(key)
+        if key_field is None:
+            key_field = _key_field(key)
+            _bounded_put(self._keys, key, key_field, _CACHE_LIMIT)
+        return key_field + _delimited(_TAG_VALUE, any_value(value))
+
+
+def _length_prefixed(encode: Callable[[str, Any], bytes], key: str, value: Any) -> bytes | None:
+    """``encode(key, value)`` with its length prefix, or None when it cannot be encoded."""
+    try:
+        body = encode(key, value)
+    except Exception:  # left out, as the official encoder does
+        return None
+    return _length(len(body)) + body
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Insert into a cache, emptying it first when it is full (cheap, and the entries
+    that matter come back within a batch)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
