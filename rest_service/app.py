@@ -22,6 +22,7 @@ from rest_service.admin.settings import AdminSettings
 from rest_service.api import body, errors
 from rest_service.api.main import api_router
 from rest_service.api.routes import health
+from rest_service.core.auth_limit import FailedAuthLimiter
 from rest_service.core.config import Settings, get_settings
 from rest_service.core.db import Database, safe_url
 from rest_service.live_queues import LiveQueues
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.auth_limiter = FailedAuthLimiter(
+        settings.auth_failure_limit, settings.auth_failure_window_seconds
+    )
     errors.install(app)
     body.document(app)
     app.include_router(health.router)

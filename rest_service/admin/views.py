@@ -29,6 +29,7 @@ from rest_service.admin.session import (
     same_origin,
 )
 from rest_service.admin.settings import AdminSettings
+from rest_service.core.auth_limit import record_failure, refuse_if_blocked
 from rest_service.core.config import Settings
 from rest_service.core.db import Database, utcnow
 from rest_service.core.errors import NotFoundError, UnavailableError
@@ -227,8 +228,11 @@ async def login(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "login form expired or cross-site; reload the login page"
         )
+    refuse_if_blocked(request)
     scopes = ctx.sessions.scopes_for_token(token.strip())
     if "read" not in scopes:
+        if not scopes:  # a guess, not a valid token lacking the read scope
+            record_failure(request)
         return render(
             request,
             "login.html",

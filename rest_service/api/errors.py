@@ -30,6 +30,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Not found"},
     409: {"model": ErrorBody, "description": "Illegal lifecycle transition or duplicate"},
     413: {"model": ErrorBody, "description": "Body or batch too large"},
+    429: {
+        "model": ErrorBody,
+        "description": "Too many failed authentications from this address; see Retry-After",
+    },
     503: {"model": ErrorBody, "description": "Database or Redis unreachable; retry"},
 }
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
 from rest_service.api.routes import jobs, memory, queues
 
@@ -25,7 +28,46 @@ def reject_repeated_query_params(request: Request) -> None:
         )
 
 
-api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_repeated_query_params)])
+def _query_aliases(dependant: Dependant) -> Iterator[str]:
+    """Query parameter names of an endpoint and of every dependency it pulls in."""
+    yield from (param.alias for param in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_aliases(sub)
+
+
+def _declared_query_names(route: APIRoute) -> frozenset[str]:
+    names = _DECLARED.get(id(route))
+    if names is None:
+        names = frozenset(_query_aliases(route.dependant))
+        _DECLARED[id(route)] = names
+    return names
+
+
+_DECLARED: dict[
+    int, frozenset[str]
+] = {}  # by id(): routes are not hashable; they live as long as the app
+
+
+def reject_unknown_query_params(request: Request) -> None:
+    """A misspelt filter (``?job_typ=x``) is a 422 naming it, not a silently unfiltered
+    list."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params) - _declared_query_names(route))
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"type": "unknown", "loc": ("query", key), "msg": "unknown query parameter"}
+                for key in unknown
+            ]
+        )
+
+
+api_router = APIRouter(
+    prefix=API_PREFIX,
+    dependencies=[Depends(reject_repeated_query_params), Depends(reject_unknown_query_params)],
+)
 api_router.include_router(jobs.router)
 api_router.include_router(queues.router)
 api_router.include_router(memory.router)

@@ -13,6 +13,7 @@ from enum import StrEnum
 from fastapi import HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from rest_service.core.auth_limit import record_failure, refuse_if_blocked
 from rest_service.core.config import Settings
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="rest_service"'}
@@ -46,12 +47,14 @@ def check(request: Request, creds: HTTPAuthorizationCredentials | None, scope: S
     settings: Settings = request.app.state.settings
     if not settings.auth_enabled:
         return  # dev mode without tokens: refused at startup otherwise
+    refuse_if_blocked(request)
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=WWW_AUTHENTICATE
         )
     granted = scopes_for(settings, creds.credentials)
     if not granted:
+        record_failure(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid bearer token",

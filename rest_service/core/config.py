@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         default=False, description="Allow starting without any token (auth disabled)."
     )
 
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=0,
+        description="Failed token checks per client address and window before 429 (0: off).",
+    )
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=1000, ge=1, le=100_000)
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)

@@ -155,3 +155,45 @@ def test_read_only_session_cannot_delete_and_logs_page_explains_grafana(
     # Its own thread and loop: in this session Playwright's sync API holds the main loop.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, scenario()).result(timeout=60)
+
+
+def test_admin_login_guessing_is_limited_per_address(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Two wrong tokens, then even the right one gets 429 until the window ends; a valid
+    token that merely lacks the read scope is not counted as a guess."""
+    from rest_service.app import create_app
+
+    monkeypatch.delenv("REST_SERVICE_ADMIN_SESSION_SECRET", raising=False)
+    settings = Settings(
+        rest_service_read_token=SecretStr("reader-token-123"),
+        rest_service_ingest_token=SecretStr("ingest-token-456"),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'unused.sqlite3'}",
+        auth_failure_limit=2,
+        auth_failure_window_seconds=30,
+    )
+    app = create_app(settings, telemetry=False)
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as client:
+            form = await client.get("/admin/login")
+            found = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
+            assert found
+            nonce = found.group(1)
+
+            async def attempt(token: str) -> httpx.Response:
+                return await client.post("/admin/login", data={"token": token, "login_csrf": nonce})
+
+            assert (await attempt("ingest-token-456")).status_code == 401  # not a guess
+            assert (await attempt("guess-1")).status_code == 401
+            assert (await attempt("guess-2")).status_code == 401
+            blocked = await attempt("reader-token-123")
+            assert blocked.status_code == 429
+            assert "too many failed authentication attempts" in blocked.text
+            assert 1 <= int(blocked.headers["retry-after"]) <= 30
+            assert "reader-token-123" not in blocked.text
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result(timeout=60)

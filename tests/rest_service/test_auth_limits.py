@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 
 from rest_service.app import create_app
+from rest_service.core.auth_limit import FailedAuthLimiter
 from rest_service.core.config import Settings
 from tests.rest_service.conftest import (
     API,
@@ -278,3 +280,64 @@ def test_bad_admin_setting_fails_at_start_with_the_variable_named(
     assert cli.returncode == 2
     assert "REST_SERVICE_ADMIN_SESSION_SECONDS" in cli.stderr
     assert "a-token-for-this-test" not in cli.stderr
+
+
+async def test_repeated_wrong_tokens_from_one_address_get_429_until_the_window_ends(
+    sqlite_url: str,
+) -> None:
+    settings = make_settings(sqlite_url, auth_failure_limit=3, auth_failure_window_seconds=1.0)
+    async for running in start(settings):
+        c = running.client
+        assert (await c.get(JOBS)).status_code == 200  # successes never count
+        for _ in range(3):
+            r = await c.get(JOBS, headers=auth("guess"))
+            assert r.status_code == 401
+        assert (await c.get(JOBS, headers={"Authorization": ""})).status_code == 429
+        r = await c.get(JOBS)  # even the right token: a lucky guess must not be confirmed
+        assert r.status_code == 429
+        assert "too many failed authentication attempts" in r.json()["detail"]
+        assert 1 <= int(r.headers["retry-after"]) <= 1
+        assert TOKEN not in r.text
+        assert (await c.get("/health")).status_code == 200  # open endpoints stay open
+        await asyncio.sleep(1.1)
+        assert (await c.get(JOBS)).status_code == 200
+
+
+async def test_failed_auth_limit_zero_turns_it_off(sqlite_url: str) -> None:
+    async for running in start(make_settings(sqlite_url, auth_failure_limit=0)):
+        for _ in range(30):
+            r = await running.client.get(JOBS, headers=auth("guess"))
+            assert r.status_code == 401
+        assert (await running.client.get(JOBS)).status_code == 200
+
+
+def test_failed_auth_limiter_holds_a_bounded_number_of_addresses() -> None:
+    now = [0.0]
+    limiter = FailedAuthLimiter(2, 60.0, clock=lambda: now[0], max_addresses=100)
+    for i in range(10_000):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._windows) == 100
+    limiter.failed("10.9.9.9")
+    limiter.failed("10.9.9.9")
+    assert limiter.retry_after("10.9.9.9") == 60.0
+    assert limiter.retry_after("10.0.0.0") == 0.0  # forgotten first
+    now[0] = 60.0
+    assert limiter.retry_after("10.9.9.9") == 0.0  # the window is over
+
+
+async def test_unknown_or_repeated_query_parameters_are_named_in_a_422(svc: Running) -> None:
+    c = svc.client
+    r = await c.get(JOBS, params={"job_typ": "reminder"})  # a typo must not unfilter the list
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "job_typ"]
+    r = await c.get(f"{JOBS}?status=failed&status=completed")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "status"]
+    r = await c.get("/api/v1/memories/user/7", params={"q": "tea", "sort": "newest", "x": "1"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "x"]
+    # every declared parameter, including those of shared dependencies, is still accepted
+    r = await c.get(JOBS, params={"job_type": "reminder", "status": "failed", "hours": 2,
+                                  "limit": 5, "user_id": 1})  # fmt: skip
+    assert r.status_code == 200, r.text
+    history = {"queue_name": "q", "user_id": 1, "hours": 1, "limit": 5, "offset": 5}
+    r = await c.get("/api/v1/queue-stats/messages", params=history)
+    assert r.status_code == 200, r.text
