@@ -272,7 +272,9 @@ class LogQueue:
         if isinstance(item, ReadWriteLogRecord):
             return ReadableLogRecord(
                 log_record=item.log_record,
-                resource=item.resource or self.resource,
+                # This process's current resource: the one global LoggerProvider outlives
+                # rebuilds, so its own resource may be a forked parent's.
+                resource=self.resource,
                 instrumentation_scope=item.instrumentation_scope,
                 limits=item.limits,
             )

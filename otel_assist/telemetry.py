@@ -22,9 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from opentelemetry import metrics as otel_metrics
 from opentelemetry import propagate
-from opentelemetry._logs import set_logger_provider
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs import LoggerProvider
@@ -39,9 +37,9 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otel_assist import http_client, http_metrics, logs
+from otel_assist import global_providers, http_client, http_metrics, logs
 from otel_assist import metrics as catalog_module
-from otel_assist.log_export import LevelCounts, LogQueue, QueueLogProcessor
+from otel_assist.log_export import LevelCounts, LogQueue
 from otel_assist.settings import Settings, load_settings
 
 __all__ = ["Telemetry", "configure", "current_settings"]
@@ -120,7 +118,6 @@ class _SwitchableMetricExporter(MetricExporter):
 
 _lock = threading.RLock()
 _current: Telemetry | None = None
-_globals_installed = False
 _hooks_installed = False
 _last_settings: Settings | None = None
 
@@ -199,9 +196,8 @@ def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
     catalog_module.install(catalog_module.Catalog(meter, settings.metric_attribute_limit))
     _observe_log_counts(meter, counts, log_queue)
 
-    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(QueueLogProcessor(log_queue))
-    _install_globals(meter_provider, logger_provider)
+    logger_provider = global_providers.install(meter_provider, log_queue, resource)
+    _install_globals()
     logs.configure_logging(settings, log_queue, counts, plumbing.log_stream)
     if settings.access_log:
         # The access line comes from our middleware, with route and correlation_id; uvicorn's
@@ -297,15 +293,10 @@ def _observe_log_counts(meter: Any, counts: LevelCounts, queue: LogQueue) -> Non
         meter.create_observable_counter(spec.name, [callback], spec.unit, spec.description)
 
 
-def _install_globals(meter_provider: MeterProvider, logger_provider: LoggerProvider) -> None:
-    """Global providers can be set once per process; later builds only replace ours."""
-    global _globals_installed
+def _install_globals() -> None:
+    """The propagator and the httpx patch (providers: see :mod:`global_providers`)."""
     propagate.set_global_textmap(W3CBaggagePropagator())
     http_client.install()
-    if not _globals_installed:
-        otel_metrics.set_meter_provider(meter_provider)
-        set_logger_provider(logger_provider)
-        _globals_installed = True
 
 
 def _serve_metrics(settings: Settings) -> None:

@@ -72,3 +72,56 @@ def test_forked_child_gets_its_own_instance_id() -> None:
             assert by_body["hello from parent"] == parent.instance_id
         finally:
             parent.shutdown()
+
+
+def test_third_party_meters_and_loggers_follow_the_forked_worker() -> None:
+    """Instruments and loggers other libraries took from the global providers before the
+    fork (gunicorn --preload) report from the worker, as the worker's instance."""
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry._logs import SeverityNumber, get_logger_provider
+    from prometheus_client import REGISTRY, generate_latest
+
+    current = telemetry.current()
+    if current is not None:
+        current.shutdown()
+    with OTLPReceiver() as receiver:
+        parent = otel_assist.configure(
+            "forky3p",
+            otlp_endpoint=receiver.endpoint,
+            metrics_exporters=("prometheus",),
+            prometheus_port=0,
+            log_format="json",
+            log_export_interval_ms=50,
+        )
+        try:
+            counter = otel_metrics.get_meter("thirdparty").create_counter("thirdparty_widgets")
+            api_logger = get_logger_provider().get_logger("thirdparty")
+            counter.add(1)
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child
+                try:
+                    counter.add(41)
+                    api_logger.emit(body="from a library", severity_number=SeverityNumber.INFO)
+                    child = telemetry.current()
+                    assert child is not None
+                    child.force_flush(5)
+                    exposition = generate_latest(REGISTRY).decode()
+                    line = next(
+                        (x for x in exposition.splitlines() if x.startswith("thirdparty_widgets")),
+                        "",
+                    )
+                    os.write(write_fd, f"{child.instance_id}|{line}".encode())
+                finally:
+                    os._exit(0)
+            os.close(write_fd)
+            reply = os.read(read_fd, 1000).decode()  # empty when the child failed
+            os.waitpid(pid, 0)
+            child_id, _, line = reply.partition("|")
+            assert child_id and child_id != parent.instance_id
+            assert line.endswith(" 41.0"), line  # the worker's own count, not the parent's
+            wait_until(lambda: receiver.records(), 10, "the library's record")
+            (record,) = [r for r in receiver.records() if r["body"] == "from a library"]
+            assert record["resource"]["service.instance.id"] == child_id
+        finally:
+            parent.shutdown()
