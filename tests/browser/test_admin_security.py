@@ -28,6 +28,14 @@ def login(client: httpx.Client, token: str, next_path: str = "/admin/jobs") -> h
     )
 
 
+async def login_nonce(client: httpx.AsyncClient) -> str:
+    """The login form's double-submit nonce (its cookie is now in ``client``)."""
+    form = await client.get("/admin/login")
+    found = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
+    assert found, form.text
+    return found.group(1)
+
+
 def csrf_of(page: httpx.Response) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert found, page.text
@@ -130,10 +138,7 @@ def test_read_only_session_cannot_delete_and_logs_page_explains_grafana(
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=split_token_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as client:
-            form = await client.get("/admin/login")
-            found = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
-            assert found
-            nonce = found.group(1)
+            nonce = await login_nonce(client)
             bad = await client.post(
                 "/admin/login", data={"token": "ingest-token-456", "login_csrf": nonce}
             )
@@ -178,10 +183,7 @@ def test_admin_login_guessing_is_limited_per_address(
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as client:
-            form = await client.get("/admin/login")
-            found = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
-            assert found
-            nonce = found.group(1)
+            nonce = await login_nonce(client)
 
             async def attempt(token: str) -> httpx.Response:
                 return await client.post("/admin/login", data={"token": token, "login_csrf": nonce})
