@@ -259,7 +259,11 @@ class Collector:
 
 
 def start_collector(
-    binary: Path, workdir: Path, loki_endpoint: str, remote_write_url: str
+    binary: Path,
+    workdir: Path,
+    loki_endpoint: str,
+    remote_write_url: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Collector:
     """Run the built Collector with collector/config.yaml, every address set through env."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -279,6 +283,7 @@ def start_collector(
         "OTELCOL_STORAGE_DIR": str(storage),
         "LOKI_OTLP_ENDPOINT": loki_endpoint,
         "PROMETHEUS_REMOTE_WRITE_ENDPOINT": remote_write_url,
+        **(extra_env or {}),
     }
     health = f"http://127.0.0.1:{ports['health']}/"
     process = servers.ManagedProcess(

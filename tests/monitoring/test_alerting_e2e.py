@@ -111,8 +111,9 @@ PROVOKED = {
     # The Collector's Loki endpoint answers 404 all along (see tests/monitoring/stack.py).
     ("OtelCollectorExportFailing", "otel-collector"),
 }
-# Not provoked here (it has its promtool firing test): filling the Collector's 20000-batch
-# persistent log queue to 80% takes far longer than a test should.
+# Not provoked in this stack, whose Loki endpoint answers a permanent 404 (records are
+# dropped, not queued): tests/collector/test_queue_alert.py fills a 20-request queue with
+# Loki down and sees this alert fire and resolve.
 NOT_PROVOKED = {"OtelCollectorQueueNearlyFull"}
 
 
