@@ -25,13 +25,19 @@ def any_value(value: AnyValue) -> Any:
 
 
 class OTLPReceiver:
-    """Collects decoded log records (flattened) and metric names; thread-safe."""
+    """Collects decoded log records (flattened) and metric names; thread-safe.
+
+    Requests are kept as received and decoded when read (``records()``, ``metric_names``):
+    the handler thread stays cheap, so a benchmark's sink sharing the machine's two cores
+    with the server under test measures the server, not the sink's protobuf decoding."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.paths: list[str] = []
         self.log_records: list[dict[str, Any]] = []
-        self.metric_names: set[str] = set()
+        self._metric_names: set[str] = set()
+        self._pending: list[tuple[str, bytes]] = []
+        self._decoding = threading.Lock()
         self.respond = True
         receiver = self
 
@@ -58,28 +64,48 @@ class OTLPReceiver:
     def handle(self, path: str, body: bytes) -> None:
         with self.lock:
             self.paths.append(path)
-        if path == "/v1/logs":
-            request = ExportLogsServiceRequest.FromString(body)
-            for rl in request.resource_logs:
-                resource = {kv.key: any_value(kv.value) for kv in rl.resource.attributes}
-                for sl in rl.scope_logs:
-                    for rec in sl.log_records:
-                        flat = {kv.key: any_value(kv.value) for kv in rec.attributes}
-                        flat["body"] = any_value(rec.body)
-                        flat["severity_text"] = rec.severity_text
-                        flat["severity_number"] = rec.severity_number
-                        flat["resource"] = resource
-                        with self.lock:
-                            self.log_records.append(flat)
-        elif path == "/v1/metrics":
-            request = ExportMetricsServiceRequest.FromString(body)
-            for rm in request.resource_metrics:
-                for sm in rm.scope_metrics:
-                    for metric in sm.metrics:
-                        with self.lock:
-                            self.metric_names.add(metric.name)
+            self._pending.append((path, body))
+
+    def _decode_pending(self) -> None:
+        with self._decoding:  # one decoder at a time keeps records in arrival order
+            with self.lock:
+                pending, self._pending = self._pending, []
+            for path, body in pending:
+                if path == "/v1/logs":
+                    self._decode_logs(body)
+                elif path == "/v1/metrics":
+                    self._decode_metrics(body)
+
+    def _decode_logs(self, body: bytes) -> None:
+        request = ExportLogsServiceRequest.FromString(body)
+        for rl in request.resource_logs:
+            resource = {kv.key: any_value(kv.value) for kv in rl.resource.attributes}
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    flat = {kv.key: any_value(kv.value) for kv in rec.attributes}
+                    flat["body"] = any_value(rec.body)
+                    flat["severity_text"] = rec.severity_text
+                    flat["severity_number"] = rec.severity_number
+                    flat["resource"] = resource
+                    with self.lock:
+                        self.log_records.append(flat)
+
+    def _decode_metrics(self, body: bytes) -> None:
+        request = ExportMetricsServiceRequest.FromString(body)
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    with self.lock:
+                        self._metric_names.add(metric.name)
+
+    @property
+    def metric_names(self) -> set[str]:
+        self._decode_pending()
+        with self.lock:
+            return set(self._metric_names)
 
     def records(self, **match: Any) -> list[dict[str, Any]]:
+        self._decode_pending()
         with self.lock:
             items = list(self.log_records)
         return [r for r in items if all(r.get(k) == v for k, v in match.items())]
