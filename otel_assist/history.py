@@ -221,15 +221,6 @@ class Spool:
                 self._fh.close()
         self._current, self._fh = None, None
 
-    def forget_current_after_fork(self) -> None:
-        """In a forked child: drop the inherited handle without touching the parent's lock
-        (a ``flock`` lives until every copy of the descriptor is closed; the parent keeps
-        its copy and goes on writing that segment)."""
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-        self._current, self._fh = None, None
-
     @contextlib.contextmanager
     def claim(self, path: Path) -> Iterator[dict[str, list[bytes]] | None]:
         """Lock a segment for replay and read it; None when another process holds it
@@ -402,7 +393,9 @@ class HistoryShipper:
     def _after_fork(self) -> None:
         self._pid = os.getpid()
         if self._spool is not None:
-            self._spool.forget_current_after_fork()
+            # Closing the inherited copy leaves the parent's flock in place (it lives
+            # until every copy of the descriptor is closed); the parent keeps writing.
+            self._spool.seal()
         for buf in self._buffers.values():
             buf.clear()
         self._wake = threading.Event()

@@ -36,16 +36,13 @@ def _query_aliases(dependant: Dependant) -> Iterator[str]:
 
 
 def _declared_query_names(route: APIRoute) -> frozenset[str]:
-    names = _DECLARED.get(id(route))
+    """Computed once per route and kept on it (routes are not hashable, and a cache keyed
+    by ``id()`` could hand one route's names to another created at the same address)."""
+    names: frozenset[str] | None = getattr(route, "_otel_assist_query_names", None)
     if names is None:
         names = frozenset(_query_aliases(route.dependant))
-        _DECLARED[id(route)] = names
+        route._otel_assist_query_names = names  # type: ignore[attr-defined]
     return names
-
-
-_DECLARED: dict[
-    int, frozenset[str]
-] = {}  # by id(): routes are not hashable; they live as long as the app
 
 
 def reject_unknown_query_params(request: Request) -> None:
