@@ -15,12 +15,15 @@ A full queue or a failing exporter costs records, never the caller: both are cou
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,6 +36,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from otel_assist.log_processors import TIMESTAMP_NS_KEY, EventDict
+from otel_assist.redaction import Redactor, escape_surrogates, safe_str
 
 SEVERITY = {
     "debug": (SeverityNumber.DEBUG, "DEBUG"),
@@ -55,27 +59,33 @@ _RECORD_CONTEXT = Context({"otel_assist.bridged": True})
 
 def clean_value(value: Any) -> Any:
     """Coerce a value to an OpenTelemetry attribute type (None means: leave it out)."""
-    if value is None or isinstance(value, str | bool | float):
+    if value is None or isinstance(value, bool | float):
         return value
+    if isinstance(value, str):
+        return escape_surrogates(value)
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**63 else str(value)
     if isinstance(value, list | tuple):
         items = [v for v in value if v is not None]
         if items and all(isinstance(v, str) for v in items):
-            return tuple(items)
+            return tuple(escape_surrogates(v) for v in items)
         return _json_text(items)
     if isinstance(value, dict):
         return _json_text(value)
-    return str(value)
+    return safe_str(value)
 
 
 def _json_text(value: Any) -> str:
     try:
-        return orjson.dumps(value, default=str).decode()
-    except TypeError:  # keys that are not strings, integers beyond 64 bits
-        return str(value)
+        return orjson.dumps(value, default=safe_str).decode()
+    except Exception:  # keys that are not strings, integers beyond 64 bits, surrogates
+        try:
+            return orjson.dumps(_FALLBACK_REDACTOR.redact(value), default=safe_str).decode()
+        except Exception:
+            return safe_str(value)
 
 
+_FALLBACK_REDACTOR = Redactor()
 _SCALARS = frozenset({str, bool, float})
 _INT_MIN, _INT_MAX = -(2**63), 2**63
 
@@ -129,19 +139,75 @@ class BridgedLogRecord(LogRecord):
         return record
 
 
-def to_log_record(ts: int, event_dict: Mapping[str, Any]) -> LogRecord:
+@dataclass(frozen=True)
+class RecordLimits:
+    """Size caps applied to each record in the export thread, in UTF-8 bytes.
+
+    Why: Loki refuses a record whose structured metadata (every attribute, name and
+    value) passes ``max_structured_metadata_size`` (64 KiB by default), and the Collector
+    then drops the whole request it came in. A 100 KB exception message would be ~200 KB
+    (message + stacktrace). Truncated records are delivered, with a ``…[truncated N
+    bytes]`` marker; none is refused. The defaults leave 16 KiB of that limit for resource
+    attributes, which Loki also stores as structured metadata.
+    """
+
+    attribute_bytes: int = 16_384
+    attributes_bytes: int = 49_152
+    body_bytes: int = 65_536
+
+
+def truncate_text(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes, marker included."""
+    if len(text) * 4 <= max_bytes:  # cannot be too long, whatever its characters
+        return text
+    data = text.encode("utf-8", "backslashreplace")
+    if len(data) <= max_bytes:
+        return text
+    room = max(0, max_bytes - len(_MARKER.format(len(data)).encode()))
+    kept = data[:room].decode("utf-8", "ignore")
+    return kept + _MARKER.format(len(data) - len(kept.encode()))
+
+
+_MARKER = "…[truncated {} bytes]"
+
+
+def limit_attributes(attributes: dict[str, Any], limits: RecordLimits) -> dict[str, Any]:
+    """Each string attribute capped at ``attribute_bytes``, and all of them (names
+    included) at ``attributes_bytes``: the attributes past the budget keep only a
+    marker. In place; returned for convenience."""
+    budget = limits.attributes_bytes
+    for key, value in attributes.items():
+        if type(value) is str:
+            size = len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
+            room = min(limits.attribute_bytes, max(budget - len(key), 0))
+            if size > room:
+                value = truncate_text(value, room)
+                attributes[key] = value
+                size = len(value.encode("utf-8", "replace"))
+        elif type(value) is tuple:
+            value = tuple(truncate_text(v, limits.attribute_bytes) for v in value)
+            attributes[key] = value
+            size = sum(len(v.encode("utf-8", "replace")) for v in value)
+        else:
+            size = 8
+        budget -= len(key) + size
+    return attributes
+
+
+def to_log_record(
+    ts: int, event_dict: Mapping[str, Any], limits: RecordLimits | None = None
+) -> LogRecord:
     """The OpenTelemetry LogRecord for one processed structlog event dict."""
     severity_number, severity_text = SEVERITY.get(
         str(event_dict.get("level", "info")), SEVERITY["info"]
     )
     body = event_dict.get("event")
-    return BridgedLogRecord.bridged(
-        ts,
-        severity_number,
-        severity_text,
-        body if isinstance(body, str) else str(body),
-        to_attributes(event_dict),
-    )
+    body = body if isinstance(body, str) else safe_str(body)
+    attributes = to_attributes(event_dict)
+    if limits is not None:
+        body = truncate_text(body, limits.body_bytes)
+        attributes = limit_attributes(attributes, limits)
+    return BridgedLogRecord.bridged(ts, severity_number, severity_text, body, attributes)
 
 
 class LevelCounts:
@@ -160,7 +226,17 @@ class LevelCounts:
 
 
 class LogQueue:
-    """A bounded in-memory queue of pending records and the thread that exports them."""
+    """A bounded in-memory queue of pending records and the thread that exports them.
+
+    Loss policy (``docs/log-export.md``): while the endpoint is unreachable or answers
+    with a retryable status (connection refused, timeout, 408/429/5xx), the batch in
+    flight is kept and retried with exponential backoff (``retry_max_backoff_s`` at most)
+    until the endpoint returns, and new records wait behind it. Only a full queue drops,
+    and it drops the *newest* records (the call that finds it full), counted as
+    ``queue_full``: what already waits keeps its order. A batch the endpoint refuses for
+    good (400, 413) and records still waiting when shutdown's deadline passes are counted
+    as ``export_failed``. Nothing is ever dropped silently.
+    """
 
     def __init__(
         self,
@@ -169,20 +245,29 @@ class LogQueue:
         max_size: int = 8192,
         batch_size: int = 512,
         interval_s: float = 1.0,
+        limits: RecordLimits | None = None,
+        retry_max_backoff_s: float = 5.0,
     ) -> None:
         self.exporter = exporter
         self.resource = resource
         self.max_size = max_size
         self.batch_size = batch_size
         self.interval_s = interval_s
+        self.limits = limits or RecordLimits()
+        self.retry_max_backoff_s = retry_max_backoff_s
+        self.redactor: Redactor | None = None  # set by configure_logging: SDK records too
         self.dropped = {"queue_full": 0, "export_failed": 0}
         self.exported = 0
+        self.retries = 0
         self.worker_errors = 0
+        self.health = ExportHealth(getattr(exporter, "endpoint", None))
         self._items: deque[Any] = deque()
+        self._pending: list[ReadableLogRecord] = []
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
         self._stopped = False
+        self._give_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         # An exporter that leaves out records it cannot encode (EncodingOTLPLogExporter)
@@ -196,12 +281,12 @@ class LogQueue:
 
     def put(self, item: Any) -> None:
         """Enqueue ``(timestamp_ns, event_dict)`` or an SDK record; drop and count when
-        full."""
+        full (the batch being retried counts towards the bound)."""
         if self.exporter is None or self._stopped:
             return
         items = self._items
         size = len(items)
-        if size >= self.max_size:
+        if size + self._in_flight >= self.max_size:
             self.dropped["queue_full"] += 1
             return
         items.append(item)
@@ -228,18 +313,28 @@ class LogQueue:
                 self._export_available()
             except Exception:  # the export thread must outlive any single failure
                 self.worker_errors += 1
-            if self._stopped and not self._items:
+            if self._stopped and (not self._items or self._give_up.is_set()):
                 return
 
     def _export_available(self) -> None:
-        while self._items:
-            batch = self._take_batch()
-            try:
-                self._export(batch)
-            finally:
-                with self._idle:
-                    self._in_flight = 0
-                    self._idle.notify_all()
+        backoff = _FIRST_BACKOFF_S
+        while True:
+            if not self._pending:
+                if not self._items:
+                    return
+                self._pending = self._convert(self._take_batch())
+            if self._give_up.is_set():
+                self._abandon_pending()
+                return
+            if self._export(self._pending):
+                self._done_with_pending()
+                backoff = _FIRST_BACKOFF_S
+                continue
+            # Retryable failure: keep the batch, wait, try again. A flush or shutdown
+            # wakes the wait early; shutdown's deadline ends it (see shutdown()).
+            self.retries += 1
+            self._give_up.wait(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, self.retry_max_backoff_s)
 
     def _take_batch(self) -> list[Any]:
         batch: list[Any] = []
@@ -249,29 +344,52 @@ class LogQueue:
             self._in_flight = len(batch)
         return batch
 
-    def _export(self, batch: Sequence[Any]) -> None:
-        assert self.exporter is not None
+    def _convert(self, batch: Sequence[Any]) -> list[ReadableLogRecord]:
         records = []
         for item in batch:
             try:
                 records.append(self._readable(item))
             except Exception:  # one unconvertible record must not cost the batch
                 self.dropped["export_failed"] += 1
+        return records
+
+    def _done_with_pending(self) -> None:
+        with self._idle:
+            self._pending = []
+            self._in_flight = 0
+            self._idle.notify_all()
+
+    def _abandon_pending(self) -> None:
+        self.dropped["export_failed"] += len(self._pending) + len(self._items)
+        self._items.clear()
+        self._done_with_pending()
+
+    def _export(self, records: list[ReadableLogRecord]) -> bool:
+        """One attempt. True when the batch is done with (sent, or refused for good);
+        False when it should be retried."""
+        assert self.exporter is not None
         try:
             result = self.exporter.export(records)
         except Exception:  # an exporter must never take the thread (or the host) down
-            result = LogRecordExportResult.FAILURE
+            result, retryable = LogRecordExportResult.FAILURE, False
+        else:
+            retryable = bool(getattr(self.exporter, "last_failure_retryable", False))
         rejected = self._take_rejected() if self._take_rejected is not None else 0
         if result == LogRecordExportResult.SUCCESS:
             self.exported += len(records) - rejected
             self.dropped["export_failed"] += rejected
-        else:
-            self.dropped["export_failed"] += len(records)
+            self.health.succeeded(self)
+            return True
+        if retryable and not self._give_up.is_set():
+            self.health.failed(self, getattr(self.exporter, "last_failure", None))
+            return False
+        self.dropped["export_failed"] += len(records)
+        return True
 
     def _readable(self, item: Any) -> ReadableLogRecord:
         if isinstance(item, ReadWriteLogRecord):
             return ReadableLogRecord(
-                log_record=item.log_record,
+                log_record=self._clean_sdk_record(item.log_record),
                 # This process's current resource: the one global LoggerProvider outlives
                 # rebuilds, so its own resource may be a forked parent's.
                 resource=self.resource,
@@ -279,7 +397,22 @@ class LogQueue:
                 limits=item.limits,
             )
         ts, event_dict = item
-        return ReadableLogRecord(to_log_record(ts, event_dict), self.resource, _SCOPE)
+        return ReadableLogRecord(to_log_record(ts, event_dict, self.limits), self.resource, _SCOPE)
+
+    def _clean_sdk_record(self, record: LogRecord) -> LogRecord:
+        """Records from other OpenTelemetry emitters get what structlog lines get in the
+        processor chain: secrets scrubbed, sizes capped (in the export thread)."""
+        if self.redactor is not None:
+            if isinstance(record.body, str):
+                record.body = self.redactor.scrub(record.body)
+            if record.attributes:
+                masked = self.redactor.redact(dict(record.attributes))
+                record.attributes = {k: clean_value(v) for k, v in masked.items()}
+        if isinstance(record.body, str):
+            record.body = truncate_text(record.body, self.limits.body_bytes)
+        if record.attributes:
+            record.attributes = limit_attributes(dict(record.attributes), self.limits)
+        return record
 
     # -- lifecycle
 
@@ -299,14 +432,20 @@ class LogQueue:
         return True
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Flush for up to ``timeout_s``; what still waits then (the endpoint is down) is
+        given up and counted as export_failed, so an exit never hangs on an outage."""
         if self._stopped:
             return
-        self.force_flush(timeout_s)
+        flushed = self.force_flush(timeout_s)
         self._stopped = True
+        if not flushed:
+            self._give_up.set()
+            if self.exporter is not None:
+                self.exporter.shutdown()  # aborts the exporter's own retry wait
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        if self.exporter is not None:
+        if flushed and self.exporter is not None:
             self.exporter.shutdown()
 
     def abandon(self) -> None:
@@ -314,6 +453,7 @@ class LogQueue:
         are the parent's to send) and lets the export thread end."""
         self._stopped = True
         self._items.clear()
+        self._give_up.set()
         self._wake.set()
 
     def _after_fork(self) -> None:
@@ -323,11 +463,57 @@ class LogQueue:
         if self._thread is not None and self._thread_pid == os.getpid():
             return
         self._items.clear()
+        self._pending = []
         self._idle = threading.Condition()
         self._wake = threading.Event()
+        self._give_up = threading.Event()
         self._in_flight = 0
         if not self._stopped:
             self._start_thread()
+
+
+_FIRST_BACKOFF_S = 0.5
+
+
+class ExportHealth:
+    """What the service says about its log export: one warning when it starts failing
+    (naming the endpoint and how to turn export off), nothing while it keeps failing (the
+    drops are counted in otel_assist_log_records_dropped_total), one line when it works
+    again. The stock exporter's per-batch ERROR lines are silenced in its place
+    (``otlp_log_exporter``)."""
+
+    def __init__(self, endpoint: str | None) -> None:
+        self.endpoint = endpoint or "the OTLP endpoint"
+        self.failing_since: float | None = None
+        self._dropped_at_start = 0
+
+    def failed(self, queue: LogQueue, reason: Any) -> None:
+        if self.failing_since is not None:
+            return
+        self.failing_since = time.monotonic()
+        self._dropped_at_start = queue.dropped["queue_full"]
+        _health_logger.warning(
+            "log export to %s failing (%s): records wait in memory (up to %d) and are "
+            "retried until it answers; set OTEL_LOGS_EXPORTER=none to turn log export off",
+            self.endpoint,
+            reason or "no answer",
+            queue.max_size,
+        )
+
+    def succeeded(self, queue: LogQueue) -> None:
+        if self.failing_since is None:
+            return
+        seconds = time.monotonic() - self.failing_since
+        self.failing_since = None
+        _health_logger.info(
+            "log export to %s recovered after %.0f s; %d records dropped meanwhile (queue full)",
+            self.endpoint,
+            seconds,
+            queue.dropped["queue_full"] - self._dropped_at_start,
+        )
+
+
+_health_logger = logging.getLogger("otel_assist.log_export")
 
 
 _queues: weakref.WeakSet[LogQueue] = weakref.WeakSet()

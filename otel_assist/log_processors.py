@@ -19,10 +19,10 @@ from typing import Any
 import structlog.contextvars as structlog_contextvars
 
 from otel_assist.correlation import CurrentCorrelationId
+from otel_assist.redaction import MASK, Redactor, escape_surrogates, safe_str
 
 EventDict = MutableMapping[str, Any]
 TIMESTAMP_NS_KEY = "_ts_ns"
-MASK = "***"
 
 _LEVEL_ALIASES = {"warn": "warning", "exception": "error", "fatal": "critical"}
 
@@ -46,10 +46,14 @@ class _IsoClock:
 _CLOCK = _IsoClock()
 
 
-def exception_fields(_logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+def exception_fields(
+    _logger: Any, method_name: str, event_dict: EventDict, redactor: Redactor | None = None
+) -> EventDict:
     """Turn ``exc_info`` into the semantic-convention fields exception.type/message/stacktrace.
 
-    Doing it once here means the JSON line and the OpenTelemetry record agree.
+    Doing it once here means the JSON line and the OpenTelemetry record agree. Exception
+    texts are scrubbed (a driver's error may quote its DSN, a client's its headers), and an
+    exception whose ``__str__`` fails still gives a line.
     """
     exc_info = event_dict.pop("exc_info", None)
     if not exc_info and method_name == "exception":
@@ -60,9 +64,14 @@ def exception_fields(_logger: Any, method_name: str, event_dict: EventDict) -> E
     if exc is None:
         return event_dict
     etype, value, tb = exc
+    scrub = redactor.scrub if redactor is not None else escape_surrogates
     event_dict["exception.type"] = etype.__qualname__ if etype else "Exception"
-    event_dict["exception.message"] = str(value)
-    event_dict["exception.stacktrace"] = "".join(traceback.format_exception(etype, value, tb))
+    event_dict["exception.message"] = scrub(safe_str(value))
+    try:
+        stacktrace = "".join(traceback.format_exception(etype, value, tb))
+    except Exception:  # a broken exception object: keep what can be said
+        stacktrace = f"{event_dict['exception.type']}: {event_dict['exception.message']}"
+    event_dict["exception.stacktrace"] = scrub(stacktrace)
     return event_dict
 
 
@@ -78,60 +87,67 @@ def _resolve_exc_info(exc_info: Any) -> ExcTuple | None:
     return current if current[0] is not None else None
 
 
-_CONTAINER_TYPES = frozenset({dict, list, tuple})
+_PLAIN_NUMBERS = frozenset({int, float, bool, type(None)})
+# ProcessorFormatter's own keys: the LogRecord must reach the formatter untouched.
+_FORMATTER_KEYS = frozenset({"_record", "_from_structlog"})
 
 
 class MaskSecrets:
-    """Replace values under secret-looking keys with ``***``, in nested dicts too.
+    """Secrets out of the event dict, by key and by shape (:mod:`otel_assist.redaction`):
+    values under secret keys become ``***`` at any depth, every string is scrubbed of
+    secret shapes (DSN passwords, bearer tokens, ``password=`` pairs, operator patterns),
+    and anything that is not a string or a number becomes a plain structure (Mappings of
+    any type, dataclasses, sets) or its scrubbed text, so the JSON line and the OTel
+    record are built from the same, already clean, values.
 
-    A key is secret when it contains one of the configured words (token, password, ...).
-    Key names repeat, so the verdict is remembered: the common case (every key already
-    known to be safe, no nested containers) is one set difference done in C and one pass
-    over the values' types.
+    The common call is cheap: key verdicts and clean short strings are remembered, so a
+    call whose keys and strings were all seen before costs a set difference done in C and
+    one pass of hash lookups over the values.
     """
 
-    def __init__(self, words: Iterable[str], max_depth: int = 4) -> None:
-        self.max_depth = max_depth
-        self.reset(words)
-
-    def reset(self, words: Iterable[str]) -> None:
-        self.words = tuple(w.lower() for w in words)
+    def __init__(
+        self, words: Iterable[str], patterns: Iterable[str] = (), max_depth: int = 32
+    ) -> None:
+        self.redactor = Redactor(words, patterns, max_depth=max_depth)
         self._safe: set[str] = set()
-        self._secret: set[str] = set()
 
-    def is_secret(self, key: str) -> bool:
-        if key in self._safe:
-            return False
-        if key in self._secret:
-            return True
-        secret = any(w in key.lower() for w in self.words)
-        if len(self._safe) + len(self._secret) < 10_000:
-            (self._secret if secret else self._safe).add(key)
-        return secret
+    def mask(self, value: Any) -> Any:
+        """A clean copy of one value (see :meth:`Redactor.redact`); kept for callers of
+        the earlier API (the history payload capture)."""
+        return self.redactor.redact(value)
 
-    def mask(self, value: Any, depth: int = 0) -> Any:
-        if depth >= self.max_depth:
-            return value
-        if isinstance(value, dict):
-            return {
-                k: (MASK if isinstance(k, str) and self.is_secret(k) else self.mask(v, depth + 1))
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self.mask(v, depth + 1) for v in value]
-        return value
+    def reset(self, words: Iterable[str], patterns: Iterable[str] = ()) -> None:
+        self.redactor.reset(words, patterns)
+        self._safe = set()
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        redactor = self.redactor
         unknown = event_dict.keys() - self._safe
-        for key in unknown:
-            if isinstance(key, str) and self.is_secret(key) and event_dict[key] is not None:
-                event_dict[key] = MASK
-        if _CONTAINER_TYPES.isdisjoint(map(type, event_dict.values())):
-            return event_dict
+        if unknown:
+            self._mask_keys(event_dict, unknown)
+        clean = redactor._clean_text
         for key, value in event_dict.items():
-            if type(value) in _CONTAINER_TYPES:
-                event_dict[key] = self.mask(value)
+            kind = type(value)
+            if kind is str:
+                if value not in clean:
+                    event_dict[key] = redactor.scrub(value)
+            elif kind not in _PLAIN_NUMBERS and key not in _FORMATTER_KEYS:
+                event_dict[key] = redactor.redact(value)
         return event_dict
+
+    def _mask_keys(self, event_dict: EventDict, unknown: set[Any]) -> None:
+        redactor = self.redactor
+        for key in unknown:
+            if type(key) is not str:
+                value = event_dict.pop(key)
+                event_dict[redactor.scrub(safe_str(key))] = value
+            elif key in _FORMATTER_KEYS:
+                continue
+            elif redactor.is_secret_key(key):
+                if event_dict[key] is not None:
+                    event_dict[key] = MASK
+            elif len(self._safe) < 10_000:
+                self._safe.add(key)
 
 
 def merge_bound_contextvars(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
@@ -151,14 +167,15 @@ class StandardFields:
     level: the seed plan's LogEventType has info/warning/error/debug for exactly that.
     """
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, redactor: Redactor | None = None) -> None:
         self.service = service
+        self.redactor = redactor
         self._correlation_id = CurrentCorrelationId()
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
         level = event_dict.get("level") or method_name
         if level not in _PLAIN_LEVELS:
-            level = str(level).lower()
+            level = safe_str(level).lower()
             level = _LEVEL_ALIASES.get(level, level)
         event_dict["level"] = level
         ns = time.time_ns()
@@ -172,7 +189,7 @@ class StandardFields:
         if "event_type" not in event_dict:
             event_dict["event_type"] = level
         if "exc_info" in event_dict or method_name == "exception":
-            exception_fields(logger, method_name, event_dict)
+            exception_fields(logger, method_name, event_dict, self.redactor)
         return event_dict
 
 

@@ -21,6 +21,7 @@ from structlog.typing import Processor
 
 from otel_assist import log_processors as lp
 from otel_assist.log_export import LevelCounts, LogQueue, OtelBridge
+from otel_assist.redaction import safe_str
 from otel_assist.settings import Settings
 
 # Loggers that libraries configure with their own handlers (uvicorn does, with
@@ -84,18 +85,45 @@ class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg,unuse
         super().handleError(record)
 
 
+class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
+    """ProcessorFormatter that never makes the logging module print '--- Logging error ---'
+    and lose the line: a record whose message cannot be built (``%d`` given a string, an
+    argument whose ``__str__`` raises) is logged with its template and its arguments'
+    text instead. Nothing after the bridge can fail, so the retry cannot give two
+    OpenTelemetry records for one call."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            return super().format(record)
+        except Exception as exc:
+            fallback = logging.makeLogRecord(record.__dict__)
+            fallback.msg = (
+                f"{safe_str(record.msg)} {safe_str(record.args)}"
+                f" (log message could not be formatted: {type(exc).__name__})"
+            )
+            fallback.args = ()
+            try:
+                return super().format(fallback)
+            except Exception as last:
+                return _emergency_line({"event": fallback.msg}, last).decode()
+
+
 # Stateful pieces of the chain are process-wide singletons updated in place by
 # configure_logging(), for the same reason: structlog caches each logger's processor list on
 # first use, and a reconfigure (a test, a forked worker) must reach those loggers too.
 _SINK = _Sink()
-_FIELDS = lp.StandardFields("unknown_service")
 _MASK = lp.MaskSecrets(())
+_FIELDS = lp.StandardFields("unknown_service", _MASK.redactor)
 BRIDGE = OtelBridge(None, None)
 
 
 def shared_processors(settings: Settings) -> list[Processor]:
-    """The chain both native and stdlib records go through, before bridge and renderer."""
-    chain: list[Processor] = [lp.merge_bound_contextvars, _FIELDS]
+    """The chain both native and stdlib records go through, before bridge and renderer.
+
+    Masking comes before the standard fields: the fields this library adds (timestamp,
+    level, service, correlation_id from its checked charset) need no scrubbing, and the
+    exception fields are scrubbed where they are made."""
+    chain: list[Processor] = [lp.merge_bound_contextvars, _MASK, _FIELDS]
     if settings.log_callsite:
         chain.append(
             structlog.processors.CallsiteParameterAdder(
@@ -107,26 +135,44 @@ def shared_processors(settings: Settings) -> list[Processor]:
                 additional_ignores=["otel_assist"],
             )
         )
-    chain.append(_MASK)
     return chain
 
 
 def _json_bytes(_logger: Any, _method: str, event_dict: lp.EventDict) -> bytes:
+    """The JSON line. Never raises: a log call must not fail the caller, nor lose the line.
+
+    orjson refuses some values even with ``default=``: integers beyond 64 bits, keys that
+    are not strings, lone surrogates, nesting past its depth limit. Those rare lines are
+    rebuilt through the redactor's walk, which makes every value serialisable the same
+    way the OpenTelemetry side sees it (big integers as text, ``\\udcff`` escaped)."""
     try:
-        return orjson.dumps(event_dict, default=str)
-    except TypeError:
-        # orjson refuses some values even with default= (integers beyond 64 bits, keys
-        # that are not strings, ...): a log call must never raise, so fall back to the
-        # slower stdlib encoder, with every key made a string.
-        safe = {str(k): v for k, v in event_dict.items()}
+        return orjson.dumps(event_dict, default=safe_str)
+    except Exception:
+        return _json_bytes_rebuilt(event_dict)
+
+
+def _json_bytes_rebuilt(event_dict: lp.EventDict) -> bytes:
+    try:
+        clean = _MASK.redactor.redact(dict(event_dict), json_numbers=True)
         try:
-            return json.dumps(safe, default=str, ensure_ascii=False).encode()
-        except (TypeError, ValueError):
-            flat = {k: v if isinstance(v, _JSON_SCALARS) else str(v) for k, v in safe.items()}
-            return json.dumps(flat, ensure_ascii=False).encode()
+            return orjson.dumps(clean)
+        except TypeError:  # integers beyond 64 bits: the stdlib encoder writes them
+            return json.dumps(clean, ensure_ascii=False, allow_nan=False).encode()
+    except Exception as exc:  # the last resort: a line that says what happened
+        return _emergency_line(event_dict, exc)
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+def _emergency_line(event_dict: lp.EventDict, exc: BaseException) -> bytes:
+    try:
+        event = _MASK.redactor.scrub(safe_str(event_dict.get("event")))
+    except Exception:
+        event = "<unprintable event>"
+    line = {
+        "event": event,
+        "level": safe_str(event_dict.get("level", "error")),
+        "log_error": f"line could not be serialised: {type(exc).__name__}",
+    }
+    return json.dumps(line).encode()
 
 
 def _json_text(logger: Any, method: str, event_dict: lp.EventDict) -> str:
@@ -151,8 +197,10 @@ def configure_logging(
     console = use_console(settings, stream)
     level = logging.getLevelName(settings.log_level)
     _FIELDS.service = settings.service_name
-    _MASK.reset(settings.secret_keys)
+    _MASK.reset(settings.secret_keys, settings.secret_patterns)
     BRIDGE.queue, BRIDGE.counts = queue, counts
+    if queue is not None:
+        queue.redactor = _MASK.redactor
     _SINK.target = _binary(stream)
     shared = shared_processors(settings)
     tail: list[Processor] = [BRIDGE]
@@ -176,7 +224,7 @@ def configure_logging(
         )
         renderer = _json_text
 
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _SafeProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[lp.drop_meta, *tail, renderer],
     )
@@ -221,7 +269,8 @@ def _install_root_handler(formatter: logging.Formatter, stream: TextIO, level: i
     root.setLevel(level)
     _reset_library_loggers()
     # The OpenTelemetry exporters log a warning per failed batch; the failures are
-    # counted in otel_assist_log_records_dropped_total, so keep only real errors.
+    # counted in otel_assist_log_records_dropped_total, so keep only real errors. (The
+    # log exporter says nothing at all: log_export.ExportHealth reports for it.)
     logging.getLogger("opentelemetry").setLevel(logging.ERROR)
 
 

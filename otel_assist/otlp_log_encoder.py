@@ -29,6 +29,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otel_assist.redaction import escape_surrogates
+
 # Tags, by message. Each is (field_number << 3) | wire_type, one byte for every field here.
 # ExportLogsServiceRequest: 1 resource_logs. ResourceLogs: 1 resource, 2 scope_logs,
 # 3 schema_url. ScopeLogs: 1 scope, 2 log_records, 3 schema_url.
@@ -306,14 +308,23 @@ class OTLPLogEncoder:
     # -- log record
 
     def _log_record(self, readable: ReadableLogRecord) -> bytes:
-        """One ``log_records`` field (tag, length, LogRecord body)."""
+        """One ``log_records`` field (tag, length, LogRecord body). A record whose body
+        or event name holds a lone surrogate (which UTF-8 cannot encode, so the official
+        encoder fails the whole batch) is encoded with it escaped (``\\udcff``), as the
+        JSON line shows it."""
+        try:
+            return self._log_record_fields(readable, readable.log_record.body)
+        except UnicodeEncodeError:
+            return self._log_record_fields(readable, escaped(readable.log_record.body))
+
+    def _log_record_fields(self, readable: ReadableLogRecord, body: Any) -> bytes:
         log = readable.log_record
         parts: list[bytes] = []
         timestamp = log.timestamp
         if timestamp:
             parts.append(_TAGGED_FIXED64(_TAG_TIME, timestamp))
         parts.append(self._severity(getattr(log.severity_number, "value", None), log.severity_text))
-        parts.append(self._body(log.body))
+        parts.append(self._body(body))
         if log.attributes:
             parts.append(self._attributes(_TAG_ATTRIBUTE, log.attributes))
         dropped = readable.dropped_attributes
@@ -330,7 +341,7 @@ class OTLPLogEncoder:
         if observed:
             parts.append(_TAGGED_FIXED64(_TAG_OBSERVED_TIME, observed))
         if log.event_name:
-            parts.append(_delimited(_TAG_EVENT_NAME, log.event_name.encode()))
+            parts.append(_delimited(_TAG_EVENT_NAME, escape_surrogates(log.event_name).encode()))
         body = b"".join(parts)
         return _TAG_LOG_RECORD + _length(len(body)) + body
 
@@ -421,9 +432,28 @@ def _length_prefixed(encode: Callable[[str, Any], bytes], key: str, value: Any) 
     """``encode(key, value)`` with its length prefix, or None when it cannot be encoded."""
     try:
         body = encode(key, value)
+    except UnicodeEncodeError:  # a lone surrogate: escaped, not left out
+        try:
+            body = encode(escape_surrogates(key), escaped(value))
+        except Exception:
+            return None
     except Exception:  # left out, as the official encoder does
         return None
     return _length(len(body)) + body
+
+
+def escaped(value: Any) -> Any:
+    """``value`` with lone surrogates escaped in every string, keys included (the rare
+    path: only after UTF-8 encoding failed)."""
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, bytes | bytearray):
+        return value
+    if isinstance(value, Mapping):
+        return {escaped(k): escaped(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [escaped(v) for v in value]
+    return value
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:

@@ -26,6 +26,9 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 
 from otel_assist.otlp_log_encoder import OTLPLogEncoder
 
+# Statuses worth retrying until the endpoint recovers: the OTLP/HTTP spec's retryable set
+# (429, 502, 503, 504) plus 408 and 500 (a Collector restarting behind a proxy).
+_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 # The stock exporter's logger: its messages are kept out of the log pipeline by name.
 _logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter")
 
@@ -40,6 +43,16 @@ class EncodingOTLPLogExporter(OTLPLogExporter):
         super().__init__(*args, **kwargs)
         self._encoder = OTLPLogEncoder()
         self._rejected = 0
+        self.endpoint: str | None = kwargs.get("endpoint")
+        # The outcome of the last failed export, for LogQueue: retry (the endpoint is
+        # down or overloaded) or give the batch up (the endpoint refused it for good).
+        self.last_failure_retryable = False
+        self.last_failure: str | None = None
+        # The stock client logs an ERROR per failed batch ("Failed to export logs batch due
+        # to timeout, max retries or shutdown." every few seconds while a Collector is
+        # down, misleading: the records are kept and retried). LogQueue's ExportHealth
+        # says it once, with the endpoint and how to turn export off.
+        _logger.setLevel(logging.CRITICAL)
 
     def take_rejected(self) -> int:
         """Records left out since the last call (the export thread is the only caller)."""
@@ -48,6 +61,7 @@ class EncodingOTLPLogExporter(OTLPLogExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """The stock ``export()``, but for the encoding line (see the module docstring)."""
+        self.last_failure_retryable = False
         if self._shutdown:
             _logger.warning("Exporter already shutdown, ignoring batch")
             return LogRecordExportResult.FAILURE
@@ -78,6 +92,15 @@ class EncodingOTLPLogExporter(OTLPLogExporter):
 
             export_result = self._client.export(serialized_data)
             if not export_result.success:
+                status = export_result.status_code
+                self.last_failure_retryable = status is None or status in _RETRYABLE
+                self.last_failure = (
+                    f"HTTP {status}"
+                    if status is not None
+                    else type(export_result.error).__name__
+                    if export_result.error is not None
+                    else "no answer"
+                )
                 result.error = export_result.error
                 result.error_attrs = (
                     {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}

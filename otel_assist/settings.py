@@ -8,7 +8,9 @@ instead of surfacing later as missing telemetry.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -31,6 +33,11 @@ _DEFAULT_SECRET_KEYS = (
     "cookie",
     "private_key",
     "credential",
+    # Spellings found leaking (issue 10): X-Api-Key/api-key normalise to apikey already.
+    "pwd",
+    "auth",
+    "bearer",
+    "access_key",
 )
 
 
@@ -62,6 +69,13 @@ class Settings:
     log_export_interval_ms: int = 1000
     export_timeout_ms: int = 10_000
     secret_keys: tuple[str, ...] = _DEFAULT_SECRET_KEYS
+    secret_patterns: tuple[str, ...] = ()
+    # Loki refuses a record whose structured metadata (attributes) passes 64 KiB
+    # (limits_config.max_structured_metadata_size): the bridge truncates below that.
+    log_attribute_max_bytes: int = 16_384
+    log_attributes_max_bytes: int = 49_152
+    log_body_max_bytes: int = 65_536
+    log_retry_max_backoff_ms: int = 5_000
     excluded_urls: tuple[str, ...] = ("/metrics", "/health", "/ready")
     access_log: bool = False
     metric_attribute_limit: int = 100
@@ -127,6 +141,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_export_interval_ms=reader.integer("OTEL_ASSIST_LOG_EXPORT_INTERVAL", 1000, 10),
         export_timeout_ms=reader.integer("OTEL_ASSIST_EXPORT_TIMEOUT", 10_000, 100),
         secret_keys=_DEFAULT_SECRET_KEYS + reader.words("OTEL_ASSIST_SECRET_KEYS"),
+        secret_patterns=reader.patterns("OTEL_ASSIST_SECRET_PATTERNS"),
+        log_attribute_max_bytes=reader.integer("OTEL_ASSIST_LOG_ATTRIBUTE_MAX_BYTES", 16_384, 64),
+        log_attributes_max_bytes=reader.integer(
+            "OTEL_ASSIST_LOG_ATTRIBUTES_MAX_BYTES", 49_152, 256
+        ),
+        log_body_max_bytes=reader.integer("OTEL_ASSIST_LOG_BODY_MAX_BYTES", 65_536, 64),
+        log_retry_max_backoff_ms=reader.integer("OTEL_ASSIST_LOG_RETRY_MAX_BACKOFF", 5_000, 10),
         excluded_urls=reader.words("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
         or reader.words("OTEL_ASSIST_EXCLUDED_URLS")
         or tuple(_DEFAULT_EXCLUDED_URLS.split(",")),
@@ -208,6 +229,31 @@ class _Reader:
 
     def words(self, name: str) -> tuple[str, ...]:
         return tuple(w.strip() for w in self.text(name).split(",") if w.strip())
+
+    def patterns(self, name: str) -> tuple[str, ...]:
+        """Regular expressions: a JSON array of strings, or one expression (alternatives
+        joined with ``|``). Each is compiled here so a typo fails at configure()."""
+        raw = self.text(name)
+        if not raw:
+            return ()
+        if raw.startswith("["):
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                raise self.fail(name, "expected a JSON array of regular expressions") from None
+            if not isinstance(parsed, list) or not all(isinstance(p, str) for p in parsed):
+                raise self.fail(name, "expected a JSON array of regular expressions")
+            items = tuple(p for p in parsed if p)
+        else:
+            items = (raw,)
+        for item in items:
+            try:
+                re.compile(item)
+            except re.error as exc:
+                raise ConfigurationError(
+                    f"{name}: {item!r} is not a valid regular expression ({exc})"
+                ) from None
+        return items
 
     def key_values(self, name: str) -> dict[str, str]:
         result: dict[str, str] = {}

@@ -39,7 +39,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_assist import global_providers, http_client, http_metrics, logs
 from otel_assist import metrics as catalog_module
-from otel_assist.log_export import LevelCounts, LogQueue
+from otel_assist.log_export import LevelCounts, LogQueue, RecordLimits
 from otel_assist.settings import Settings, load_settings
 
 __all__ = ["Telemetry", "configure", "current_settings"]
@@ -184,6 +184,12 @@ def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
         max_size=settings.log_queue_size,
         batch_size=settings.log_batch_size,
         interval_s=settings.log_export_interval_ms / 1000,
+        limits=RecordLimits(
+            settings.log_attribute_max_bytes,
+            settings.log_attributes_max_bytes,
+            settings.log_body_max_bytes,
+        ),
+        retry_max_backoff_s=settings.log_retry_max_backoff_ms / 1000,
     )
     readers, otlp_exporter = _metric_readers(settings)
     readers.extend(plumbing.metric_readers)

@@ -376,9 +376,9 @@ def test_generated_batches(batch: list[ReadableLogRecord]) -> None:
 
 
 def test_unencodable_attribute_is_left_out_as_official() -> None:
-    """protobuf refuses ints beyond int64, lone surrogates and non-string keys; the official
-    encoder leaves such an attribute out, and so do we."""
-    bad = {"big": 2**63, "surrogate": "\udcff", 7: "int key", "ok": 1, "deep": [2**64]}
+    """protobuf refuses ints beyond int64 and non-string keys; the official encoder leaves
+    such an attribute out, and so do we."""
+    bad = {"big": 2**63, 7: "int key", "ok": 1, "deep": [2**64]}
     assert_same_as_official([record(attributes=bad)])
     parsed = ExportLogsServiceRequest.FromString(
         OTLPLogEncoder().encode([record(attributes=bad)]).data
@@ -388,9 +388,28 @@ def test_unencodable_attribute_is_left_out_as_official() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "bad", [{"body": object()}, {"body": "\udcff"}, {"body": 2**64}, {"timestamp": -1}]
-)
+def test_lone_surrogates_are_escaped_not_dropped() -> None:
+    """The official encoder drops an attribute holding a lone surrogate and fails the whole
+    batch on such a body (issue 10, point 1: the record was lost). Ours escapes it, the
+    same way the JSON line shows it (``\\udcff``), and keeps the record."""
+    rec = record(
+        body="file \udcff.txt",
+        attributes={"name": "\udcff", "k\udcff": ["a\udcff", {"n\udcff": "v\udcff"}], "ok": 1},
+    )
+    encoded = OTLPLogEncoder().encode([rec])
+    assert encoded.rejected == 0
+    parsed = ExportLogsServiceRequest.FromString(encoded.data)
+    log = parsed.resource_logs[0].scope_logs[0].log_records[0]
+    assert log.body.string_value == "file \\udcff.txt"
+    values = {kv.key: kv.value for kv in log.attributes}
+    assert values["name"].string_value == "\\udcff"
+    assert values["ok"].int_value == 1
+    nested = values["k\\udcff"].array_value.values
+    assert nested[0].string_value == "a\\udcff"
+    assert nested[1].kvlist_value.values[0].key == "n\\udcff"
+
+
+@pytest.mark.parametrize("bad", [{"body": object()}, {"body": 2**64}, {"timestamp": -1}])
 def test_unencodable_record_is_left_out_and_counted(bad: dict[str, Any]) -> None:
     """The official encoder fails the whole batch on these; we leave out the one record."""
     good = [record(body="before"), record(body="after")]
