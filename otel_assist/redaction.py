@@ -29,6 +29,7 @@ common call a few hash lookups instead of regular-expression scans.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -234,7 +235,7 @@ class Redactor:
         path.add(id(value))
         try:
             if isinstance(value, Mapping):
-                return self._walk_items(_mapping_items(value), depth, path, budget)
+                return self._walk_items(_mapping_items(value, budget.left + 1), depth, path, budget)
             if isinstance(value, list | tuple | set | frozenset):
                 return self._walk_sequence(value, depth, path, budget)
             fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
@@ -249,7 +250,8 @@ class Redactor:
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, item in items:
-            if budget.left <= 0:
+            budget.left -= 1
+            if budget.left < 0:
                 out[SIZE_MARKER] = SIZE_MARKER
                 break
             name = key if type(key) is str else safe_str(key)
@@ -265,7 +267,8 @@ class Redactor:
     ) -> list[Any]:
         out: list[Any] = []
         for item in items:
-            if budget.left <= 0:
+            budget.left -= 1
+            if budget.left < 0:
                 out.append(SIZE_MARKER)
                 break
             out.append(self._walk(item, depth + 1, path, budget))
@@ -285,13 +288,12 @@ class _Budget:
         self.json_numbers = json_numbers
 
 
-def _mapping_items(value: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
+def _mapping_items(value: Mapping[Any, Any], limit: int) -> Iterable[tuple[Any, Any]]:
     """Items of any Mapping; one whose ``items()`` is not a plain view (starlette's
     ``Headers`` has ``multi_items``) keeps every value."""
     multi = getattr(value, "multi_items", None)
-    if callable(multi):
-        return list(multi())
-    return list(value.items())
+    items = multi() if callable(multi) else value.items()
+    return list(itertools.islice(items, limit))
 
 
 _SHAPES = re.compile(
