@@ -154,6 +154,9 @@ class RecordLimits:
     attribute_bytes: int = 16_384
     attributes_bytes: int = 49_152
     body_bytes: int = 65_536
+    # Loki also refuses more than 128 structured-metadata entries per record
+    # (max_structured_metadata_entries_count); resource attributes count too.
+    attribute_count: int = 96
 
 
 def truncate_text(text: str, max_bytes: int) -> str:
@@ -172,15 +175,25 @@ _MARKER = "…[truncated {} bytes]"
 
 
 def limit_attributes(attributes: dict[str, Any], limits: RecordLimits) -> dict[str, Any]:
-    """Each string attribute capped at ``attribute_bytes``, and all of them (names
-    included) at ``attributes_bytes``: the attributes past the budget keep only a
-    marker. In place; returned for convenience."""
-    budget = limits.attributes_bytes
+    """Each string attribute capped at ``attribute_bytes``, all of them together (names
+    included) at ``attributes_bytes``, and at most ``attribute_count`` of them. A string
+    that does not fit is truncated (with its marker) while there is room for a useful
+    part of it; attributes past the budget or the count are left out, and how many is
+    said in ``otel_assist.attributes_dropped``. In place; returned for convenience."""
+    budget = limits.attributes_bytes - _DROPPED_ROOM
+    kept = 0
+    dropped: list[str] = []
     for key, value in attributes.items():
+        if kept >= limits.attribute_count - 1:
+            dropped.append(key)
+            continue
         if type(value) is str:
             size = len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
-            room = min(limits.attribute_bytes, max(budget - len(key), 0))
+            room = min(limits.attribute_bytes, budget - len(key))
             if size > room:
+                if room < _MIN_USEFUL:
+                    dropped.append(key)
+                    continue
                 value = truncate_text(value, room)
                 attributes[key] = value
                 size = len(value.encode("utf-8", "replace"))
@@ -189,9 +202,22 @@ def limit_attributes(attributes: dict[str, Any], limits: RecordLimits) -> dict[s
             attributes[key] = value
             size = sum(len(v.encode("utf-8", "replace")) for v in value)
         else:
-            size = 8
+            size = len(str(value))
+        if len(key) + size > budget:
+            dropped.append(key)
+            continue
         budget -= len(key) + size
+        kept += 1
+    for key in dropped:
+        del attributes[key]
+    if dropped:
+        attributes[_DROPPED_KEY] = len(dropped)
     return attributes
+
+
+_DROPPED_KEY = "otel_assist.attributes_dropped"
+_DROPPED_ROOM = len(_DROPPED_KEY) + 20
+_MIN_USEFUL = 256  # less room than this: leave the attribute out rather than a stub
 
 
 def to_log_record(

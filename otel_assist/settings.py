@@ -75,6 +75,8 @@ class Settings:
     log_attribute_max_bytes: int = 16_384
     log_attributes_max_bytes: int = 49_152
     log_body_max_bytes: int = 65_536
+    # Loki refuses more than 128 structured-metadata entries; resource attributes count.
+    log_attribute_count_limit: int = 96
     log_retry_max_backoff_ms: int = 5_000
     excluded_urls: tuple[str, ...] = ("/metrics", "/health", "/ready")
     access_log: bool = False
@@ -147,6 +149,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "OTEL_ASSIST_LOG_ATTRIBUTES_MAX_BYTES", 49_152, 256
         ),
         log_body_max_bytes=reader.integer("OTEL_ASSIST_LOG_BODY_MAX_BYTES", 65_536, 64),
+        log_attribute_count_limit=reader.integer("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", 96, 1),
         log_retry_max_backoff_ms=reader.integer("OTEL_ASSIST_LOG_RETRY_MAX_BACKOFF", 5_000, 10),
         excluded_urls=reader.words("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
         or reader.words("OTEL_ASSIST_EXCLUDED_URLS")

@@ -188,6 +188,7 @@ def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
             settings.log_attribute_max_bytes,
             settings.log_attributes_max_bytes,
             settings.log_body_max_bytes,
+            settings.log_attribute_count_limit,
         ),
         retry_max_backoff_s=settings.log_retry_max_backoff_ms / 1000,
     )

@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import httpx
 
@@ -178,6 +178,7 @@ def banner(options: DemoOptions, res: Resolved, base: str) -> str:
 
 
 async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    out = cast(TextIO, _Terminal(out))
     res = resolve(options)
     res.log_path.parent.mkdir(parents=True, exist_ok=True)
     log_stream = res.log_path.open("a", encoding="utf-8", buffering=1)
@@ -293,6 +294,53 @@ async def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         if failed:
             code = code or 1
     return code
+
+
+class _Terminal:
+    """The demo's own output, surviving a reader that went away.
+
+    ``make demo | tee demo.log`` then Ctrl-C: the signal reaches tee too, tee exits
+    first, and the demo's next write ("stopping: ...") raised BrokenPipeError, which cut
+    the shutdown short before history was flushed. Output is a courtesy; shutdown is
+    not: once the reader is gone, writes are dropped and every shutdown step still runs.
+    The stream's descriptor is pointed at /dev/null, so the interpreter's own flush at
+    exit does not print "Exception ignored ... BrokenPipeError" either.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except (OSError, ValueError):
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self._reader_gone()
+
+    def isatty(self) -> bool:
+        try:
+            return not self.gone and self.stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
 
 
 class _Steps:

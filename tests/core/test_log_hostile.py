@@ -507,3 +507,68 @@ def test_now_is_not_a_secret(pipeline: Pipeline) -> None:
     _raw, line, record = pipeline.one_call()
     assert line["event"] == text == record["body"]
     assert line["author"] == "Bob"
+
+
+# -- sizes (issue 10 point 9d): Loki refuses a record past 64 KiB of structured metadata
+# or 128 entries, and the Collector then drops the whole request; truncate, never refuse.
+
+LOKI_METADATA_BYTES = 65_536
+LOKI_METADATA_ENTRIES = 128
+RESOURCE_ROOM = 16_384  # what the defaults leave for resource attributes
+
+
+def metadata_size(record: dict[str, Any]) -> int:
+    size = 0
+    for key, value in record.items():
+        if key in {"body", "severity_text"}:
+            continue
+        size += len(key.encode()) + len(str(value).encode())
+    return size
+
+
+def test_huge_exception_message_is_truncated_to_fit_loki(pipeline: Pipeline) -> None:
+    pipeline.reset()
+    try:
+        raise ValueError("x" * 100_000)
+    except ValueError:
+        structlog.get_logger().exception("handler failed")
+    _raw, line, record = pipeline.one_call()
+    assert len(line["exception.message"]) == 100_000  # stdout keeps the whole line
+    assert metadata_size(record) <= LOKI_METADATA_BYTES - RESOURCE_ROOM
+    message = record["exception.message"]
+    assert message.startswith("xxx") and "…[truncated " in message
+    removed = int(message.rsplit("…[truncated ", 1)[1].split(" ")[0])
+    assert len(message.rsplit("…[truncated ", 1)[0].encode()) + removed == 100_000
+    assert "…[truncated " in record["exception.stacktrace"]
+
+
+def test_huge_body_and_many_attributes_are_capped(pipeline: Pipeline) -> None:
+    pipeline.reset()
+    fields = {f"field_{i}": "v" * 1000 for i in range(300)}
+    structlog.get_logger().info("é" * 100_000, **fields)
+    _raw, line, record = pipeline.one_call()
+    assert len(line) > 300
+    assert len(record["body"].encode()) <= 65_536 and "…[truncated " in record["body"]
+    assert len(record) - 2 <= LOKI_METADATA_ENTRIES - 16
+    assert record["otel_assist.attributes_dropped"] > 0
+    assert metadata_size(record) <= LOKI_METADATA_BYTES - RESOURCE_ROOM
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(min_size=0, max_size=3000),
+    limit=st.integers(min_value=0, max_value=4000),
+)
+def test_truncate_text_fits_and_says_how_much(text: str, limit: int) -> None:
+    from otel_assist.log_export import truncate_text
+
+    out = truncate_text(text, limit)
+    data = text.encode("utf-8", "backslashreplace")
+    if len(data) <= limit:
+        assert out == text
+        return
+    kept, _, tail = out.rpartition("…[truncated ")
+    assert data.startswith(kept.encode())
+    assert len(kept.encode()) + int(tail.split(" ")[0]) == len(data)
+    marker_only = len(out.encode()) > limit  # a limit smaller than the marker itself
+    assert not marker_only or kept == ""
