@@ -15,15 +15,15 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.http._common import (
-    RequestPayloadTooLargeError,
-    _is_request_too_large,
-)
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
+from otel_assist._otel_compat import (
+    LogRecordExportResult,
+    OTLPLogExporter,
+    ReadableLogRecord,
+    RequestPayloadTooLargeError,
+)
+from otel_assist._otel_compat import is_request_too_large as _is_request_too_large
 from otel_assist.otlp_log_encoder import OTLPLogEncoder
 
 # The stock exporter's logger: its messages are kept out of the log pipeline by name.

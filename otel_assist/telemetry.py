@@ -25,8 +25,6 @@ from typing import Any, TextIO
 from opentelemetry import propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -39,6 +37,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_assist import global_providers, http_client, http_metrics, logs
 from otel_assist import metrics as catalog_module
+from otel_assist._otel_compat import LoggerProvider, LogRecordExporter
 from otel_assist.log_export import LevelCounts, LogQueue
 from otel_assist.settings import Settings, load_settings
 
@@ -235,7 +234,7 @@ def _log_exporter(settings: Settings) -> LogRecordExporter | None:
             endpoint=settings.logs_endpoint, timeout=settings.export_timeout_ms / 1000
         )
     if "console" in settings.logs_exporters:
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+        from otel_assist._otel_compat import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(out=sys.stderr)
     return None
