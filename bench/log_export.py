@@ -40,9 +40,9 @@ _EVENTS: list[tuple[str, str, dict[str, Any]]] = [
 def _batch() -> list[Any]:
     """512 ReadableLogRecords from event dicts as the bridge sees them (after the
     processors: level, ISO timestamp, service, correlation_id)."""
-    from opentelemetry.sdk._logs import ReadableLogRecord
     from opentelemetry.sdk.resources import Resource
 
+    from otel_assist._otel_compat import ReadableLogRecord
     from otel_assist.log_export import _SCOPE, to_log_record
 
     rng = random.Random(7)
@@ -87,11 +87,11 @@ def _measure(encode: Callable[[Sequence[Any]], bytes], batch: Sequence[Any]) -> 
 
 
 def run() -> BenchResult:
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
         ExportLogsServiceRequest,
     )
 
+    from otel_assist._otel_compat import encode_logs
     from otel_assist.otlp_log_encoder import OTLPLogEncoder
 
     batch = _batch()

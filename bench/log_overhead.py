@@ -90,9 +90,7 @@ def _ours(sink: Any) -> Setup:
 
 
 def _stdlib_otel(sink: Any) -> Setup:
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-
+    from otel_assist._otel_compat import BatchLogRecordProcessor, LoggerProvider, LoggingHandler
     from otel_assist.log_export import DiscardingExporter
 
     provider = LoggerProvider(shutdown_on_exit=False)

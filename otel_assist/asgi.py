@@ -158,6 +158,11 @@ def metrics_response_body() -> tuple[bytes, str]:
     """The Prometheus exposition of this process's metrics and its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+    from otel_assist import worker_metrics
+
+    store = worker_metrics.current()
+    if store is not None:  # several workers: every worker's counts, merged
+        return store.exposition(), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import metrics as otel_metrics
-from opentelemetry._logs import set_logger_provider
 from opentelemetry.metrics import Meter, MeterProvider
-from opentelemetry.metrics._internal import _ProxyMeter, _ProxyMeterProvider
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 
+from otel_assist._otel_compat import LoggerProvider, set_logger_provider
+from otel_assist._otel_compat import ProxyMeter as _ProxyMeter
+from otel_assist._otel_compat import ProxyMeterProvider as _ProxyMeterProvider
 from otel_assist.log_export import LogQueue, QueueLogProcessor
 
 

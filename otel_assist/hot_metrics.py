@@ -35,16 +35,11 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_assist import metrics
 
-try:  # SDK internals for the batched replay (see _replay); absent: the public path
-    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-    from opentelemetry.sdk.metrics._internal.aggregation import (
-        _ExplicitBucketHistogramAggregation as _ExplicitBucket,
-    )
-    from opentelemetry.sdk.metrics._internal.measurement import Measurement
-except ImportError:  # pragma: no cover - a different SDK layout
-    _hash_attributes = None  # type: ignore[assignment]
-    _ExplicitBucket = None  # type: ignore[assignment,misc]
-    Measurement = None  # type: ignore[assignment,misc]
+# SDK internals for the batched replay (see _replay); None in another SDK layout, and then
+# the public path is used. Why they are needed: otel_assist._otel_compat.
+from otel_assist._otel_compat import ExplicitBucketHistogramAggregation as _ExplicitBucket
+from otel_assist._otel_compat import Measurement
+from otel_assist._otel_compat import hash_attributes as _hash_attributes
 
 FLUSH_AT = 1024
 #: Passed to the SDK so it does not look the current context up per value (replayed values

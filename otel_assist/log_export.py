@@ -4,8 +4,8 @@ Why not the SDK's ``Logger.emit`` + ``BatchLogRecordProcessor`` on the hot path:
 ``ReadWriteLogRecord`` validates every attribute under a lock and costs about twice a whole
 structlog JSON line (see ``bench/log_overhead.py``). Here the log call only appends the
 already-processed event dict to a bounded deque; a background thread turns batches of them
-into ``ReadableLogRecord`` objects and hands them to the OTLP/HTTP exporter (the stock one,
-serializing with ``otlp_log_encoder``: see ``otlp_log_exporter.py``). The SDK
+into ``ReadableLogRecord`` objects and hands them to the OTLP/HTTP exporter
+(``otlp_http_log_exporter``, serializing with ``otlp_log_encoder``). The SDK
 ``LoggerProvider`` is still installed and feeds the same queue (``QueueLogProcessor``), so
 records from other OpenTelemetry users leave through the same exporter.
 
@@ -27,14 +27,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
+from otel_assist._otel_compat import (
+    LogRecord,
+    LogRecordExporter,
+    LogRecordExportResult,
+    LogRecordProcessor,
+    ReadableLogRecord,
+    ReadWriteLogRecord,
+    SeverityNumber,
+)
 from otel_assist.log_processors import TIMESTAMP_NS_KEY, EventDict
 from otel_assist.redaction import Redactor, escape_surrogates, safe_str
 
@@ -296,8 +302,9 @@ class LogQueue:
         self._give_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
-        # An exporter that leaves out records it cannot encode (EncodingOTLPLogExporter)
-        # says how many, so they are counted as export_failed rather than as exported.
+        # An exporter that leaves out records (OTLPHttpLogExporter: ones it cannot encode
+        # and ones the endpoint reports as rejected) says how many, so they are counted as
+        # export_failed rather than as exported.
         self._take_rejected = getattr(exporter, "take_rejected", None)
         if exporter is not None:
             self._start_thread()
@@ -505,8 +512,7 @@ class ExportHealth:
     """What the service says about its log export: one warning when it starts failing
     (naming the endpoint and how to turn export off), nothing while it keeps failing (the
     drops are counted in otel_assist_log_records_dropped_total), one line when it works
-    again. The stock exporter's per-batch ERROR lines are silenced in its place
-    (``otlp_log_exporter``)."""
+    again. (The exporter, ``otlp_http_log_exporter``, writes no lines of its own.)"""
 
     def __init__(self, endpoint: str | None) -> None:
         self.endpoint = endpoint or "the OTLP endpoint"

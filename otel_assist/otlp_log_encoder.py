@@ -25,10 +25,10 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otel_assist._otel_compat import ReadableLogRecord
 from otel_assist.redaction import escape_surrogates
 
 # Tags, by message. Each is (field_number << 3) | wire_type, one byte for every field here.

@@ -155,3 +155,46 @@ def _wrap_pipeline(client: Any) -> None:
         return pipe
 
     client.pipeline = pipeline
+
+
+_CLASS_FLAG = "_otel_assist_instruments_instances"
+
+
+def _client_classes() -> list[type[Any]]:
+    try:
+        import redis
+        import redis.asyncio as aredis
+    except ImportError:  # pragma: no cover - redis is in the queues extra
+        return []
+    return [redis.Redis, aredis.Redis]
+
+
+def instrument_classes() -> None:
+    """Make every ``redis.Redis``/``redis.asyncio.Redis`` instance instrument itself.
+
+    Patches ``__init__`` (once): each new client gets :func:`instrument` applied after its
+    own initialisation, so ``from_url()``, subclasses and clients built by third-party
+    libraries are all covered, and ``instrument()``'s own flag keeps a client that is also
+    passed to ``instrument()`` by hand from being wrapped twice.
+    """
+    for cls in _client_classes():
+        if getattr(cls.__init__, _CLASS_FLAG, False):
+            continue
+        cls.__init__ = _instrumenting_init(cls.__init__)
+
+
+def _instrumenting_init(original: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        instrument(self)
+
+    __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(__init__, _CLASS_FLAG, True)
+    return __init__
+
+
+def uninstrument_classes() -> None:
+    """Undo :func:`instrument_classes` for clients created afterwards."""
+    for cls in _client_classes():
+        if getattr(cls.__init__, _CLASS_FLAG, False):
+            cls.__init__ = cls.__init__.__wrapped__

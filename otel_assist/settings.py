@@ -82,6 +82,9 @@ class Settings:
     access_log: bool = False
     metric_attribute_limit: int = 100
     sdk_disabled: bool = False
+    metrics_dir: str = ""
+    """Where the workers of a multi-process service share metric snapshots ("" = automatic
+    for uvicorn/gunicorn workers, "off" = never): see otel_assist.worker_metrics."""
 
     @property
     def logs_endpoint(self) -> str:
@@ -157,6 +160,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_log=reader.boolean("OTEL_ASSIST_ACCESS_LOG", False),
         metric_attribute_limit=reader.integer("OTEL_ASSIST_METRIC_ATTRIBUTE_LIMIT", 100, 1),
         sdk_disabled=reader.boolean("OTEL_SDK_DISABLED", False),
+        metrics_dir=reader.text("OTEL_ASSIST_METRICS_DIR"),
     )
 
 

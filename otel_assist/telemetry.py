@@ -25,8 +25,6 @@ from typing import Any, TextIO
 from opentelemetry import propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -37,8 +35,9 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otel_assist import global_providers, http_client, http_metrics, logs
+from otel_assist import global_providers, http_client, http_metrics, logs, worker_metrics
 from otel_assist import metrics as catalog_module
+from otel_assist._otel_compat import LoggerProvider, LogRecordExporter
 from otel_assist.log_export import LevelCounts, LogQueue, RecordLimits
 from otel_assist.settings import Settings, load_settings
 
@@ -77,6 +76,9 @@ class Telemetry:
             return
         self._shut_down = True
         self.log_queue.shutdown(timeout_s)
+        # The last snapshot of a worker's counts, while its Prometheus collector is still
+        # registered (the provider's shutdown unregisters it).
+        worker_metrics.stop()
         self.meter_provider.shutdown(int(timeout_s * 1000))
         with _lock:
             if _current is self:
@@ -174,7 +176,7 @@ def configure(
         return _current
 
 
-def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
+def _build(settings: Settings, plumbing: Plumbing, *, forked: bool = False) -> Telemetry:
     resource = _resource(settings)
     counts = LevelCounts()
     exporter = plumbing.log_exporter or _log_exporter(settings)
@@ -210,6 +212,8 @@ def _build(settings: Settings, plumbing: Plumbing) -> Telemetry:
         # The access line comes from our middleware, with route and correlation_id; uvicorn's
         # own would be a second, poorer line for the same request.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    if "prometheus" in settings.metrics_exporters and not settings.sdk_disabled:
+        worker_metrics.store_for(settings.service_name, settings.metrics_dir, forked=forked)
     if settings.prometheus_port and "prometheus" in settings.metrics_exporters:
         _serve_metrics(settings)
     return Telemetry(
@@ -236,13 +240,11 @@ def _resource(settings: Settings) -> Resource:
 
 def _log_exporter(settings: Settings) -> LogRecordExporter | None:
     if "otlp" in settings.logs_exporters:
-        from otel_assist.otlp_log_exporter import EncodingOTLPLogExporter
+        from otel_assist.otlp_http_log_exporter import OTLPHttpLogExporter
 
-        return EncodingOTLPLogExporter(
-            endpoint=settings.logs_endpoint, timeout=settings.export_timeout_ms / 1000
-        )
+        return OTLPHttpLogExporter(settings.logs_endpoint, settings.export_timeout_ms / 1000)
     if "console" in settings.logs_exporters:
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+        from otel_assist._otel_compat import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(out=sys.stderr)
     return None
@@ -307,10 +309,16 @@ def _install_globals() -> None:
 
 
 def _serve_metrics(settings: Settings) -> None:
-    from prometheus_client import start_http_server
+    from prometheus_client import REGISTRY, start_http_server
 
+    store = worker_metrics.current()
+    registry = worker_metrics.MergedRegistry(store) if store is not None else REGISTRY
     try:
-        start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+        start_http_server(
+            settings.prometheus_port,
+            addr=settings.prometheus_host,
+            registry=registry,
+        )
     except OSError as exc:
         logs.get_logger("otel_assist").warning(
             "metrics endpoint not started", port=settings.prometheus_port, error=str(exc)
@@ -343,4 +351,5 @@ def _rebuild_after_fork() -> None:
     _current = _build(
         parent.settings,
         Plumbing(log_stream=parent.plumbing.log_stream if parent.plumbing else None),
+        forked=True,
     )

@@ -22,8 +22,6 @@ from typing import Any
 
 import orjson
 import pytest
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
@@ -31,6 +29,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from otel_assist import telemetry
+from otel_assist._otel_compat import LogRecordExporter, LogRecordExportResult, ReadableLogRecord
 
 
 class MemoryLogExporter(LogRecordExporter):
