@@ -21,13 +21,6 @@ from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
 
 # The stock pipeline pieces, used only as baselines the benchmarks measure ours against.
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-from opentelemetry.exporter.otlp.proto.http._common import (
-    RequestPayloadTooLargeError,
-)
-from opentelemetry.exporter.otlp.proto.http._common import (
-    _is_request_too_large as is_request_too_large,
-)
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
 # --- Global meter provider proxies -------------------------------------------------------
 # Meters taken from the global provider before configure() (or before a fork) must follow
