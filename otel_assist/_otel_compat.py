@@ -12,27 +12,29 @@ ends of the ranges in pyproject.toml; `make test` runs the core tests at the low
 
 from __future__ import annotations
 
-# --- Logs signal -------------------------------------------------------------------------
-# The logs API and SDK still live in underscore modules because upstream has not declared
-# them stable (tracking: open-telemetry/opentelemetry-python#4750, "Log stabilization
-# current PRs overview"; the community issue open-telemetry/community#1751). They are the
-# documented way to use OpenTelemetry logs in Python today, so they are used as they are.
+# Why each name is here (imports below in the order the linter keeps them):
+#
+# - Logs signal: LogRecord, SeverityNumber, set_logger_provider, LoggerProvider,
+#   LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord, LogRecordExporter,
+#   LogRecordExportResult, ConsoleLogRecordExporter. The logs API and SDK still live in
+#   underscore modules because upstream has not declared them stable (tracking:
+#   open-telemetry/opentelemetry-python#4750 "Log stabilization current PRs overview", and
+#   open-telemetry/community#1751). They are the documented way to use OpenTelemetry logs
+#   in Python today.
+# - Baselines the benchmarks measure ours against: encode_logs (the stock OTLP log encoder),
+#   LoggingHandler and BatchLogRecordProcessor (the stock stdlib-logging bridge).
+# - Global meter provider proxies: ProxyMeter, ProxyMeterProvider. Meters taken from the
+#   global provider before configure() (or before a fork) must follow each rebuild; the
+#   API's proxies do that for the first set_meter_provider call only, and
+#   otel_assist.global_providers subclasses them to re-point on every build. (Logfire's
+#   public-API proxies are the model for replacing this: issue "one mechanism per problem".)
+# - Zero-code configurator: BaseConfigurator. opentelemetry-instrument calls configure() on
+#   the opentelemetry_configurator entry point, and the SDK's `_BaseConfigurator` is the only
+#   base class offered for it (open-telemetry/opentelemetry-python-contrib#1956).
 from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
-
-# The stock pipeline pieces, used only as baselines the benchmarks measure ours against.
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-
-# --- Global meter provider proxies -------------------------------------------------------
-# Meters taken from the global provider before configure() (or before a fork) must follow
-# each rebuild. The API's own proxy classes do exactly that for the first set_meter_provider
-# call only; otel_assist.global_providers subclasses them to re-point on every build.
 from opentelemetry.metrics._internal import _ProxyMeter as ProxyMeter
 from opentelemetry.metrics._internal import _ProxyMeterProvider as ProxyMeterProvider
-
-# --- Zero-code configurator --------------------------------------------------------------
-# `opentelemetry-instrument` calls `configure()` on the `opentelemetry_configurator` entry
-# point; the only base class the SDK offers for it is `_BaseConfigurator` (no public
-# equivalent; see open-telemetry/opentelemetry-python-contrib#1956).
 from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
 from opentelemetry.sdk._logs import (
     LoggerProvider,
