@@ -686,6 +686,15 @@ class HistoryShipper:
         if isinstance(event, bytes):
             return event
         try:
+            return self._wire_event(kind, event, now)
+        except Exception as exc:  # whatever it is, it costs this event only
+            self._set_aside(kind, "event", f"unreadable event: {type(exc).__name__}", event)
+            return None
+
+    def _wire_event(self, kind: Kind, event: dict[str, Any], now: float) -> bytes | None:
+        if type(event) is not dict:  # a Mapping of another kind: read it once, as a dict
+            event = dict(event)
+        try:
             raw = event.pop(PAYLOAD_RAW_KEY, None)
             if raw is not None:
                 event["payload"] = self._capture(raw)
@@ -716,7 +725,8 @@ class HistoryShipper:
 
     def _set_aside(self, kind: str, field: str, reason: str, event: Any) -> None:
         """An undeliverable event: into the dead-letter file, counted, logged by field."""
-        counted = kind if kind in KINDS else "queue" if event[:2] == b"q " else "job"
+        spooled_queue = isinstance(event, bytes) and event[:2] == b"q "
+        counted = kind if kind in KINDS else "queue" if spooled_queue else "job"
         kept = self._dead.write(kind, field, reason, event)
         self._count(counted, "dead_letter" if kept else "dropped", 1)
         with contextlib.suppress(Exception):
