@@ -15,8 +15,16 @@ exception. Everything else happens on one daemon thread per process:
   directory the waiting events move to append-only JSONL segments on disk (fsynced, capped
   at ``spool_max_bytes``; beyond the cap new events are dropped and counted), and segments
   left by a previous process are replayed on start, oldest first;
-* a 413/422 batch is split in halves until the offending single event is found and dropped
-  (logged), so one bad event cannot block the rest;
+* every event is checked against the wire schema (``otel_assist.history_wire``, the same
+  definition rest_service validates with) before it is sent: a bad optional field is
+  repaired or dropped (counted ``sanitized``, logged with the field's name), an event whose
+  required field is bad, or that rest_service refuses (a 400/413/422 batch is split in
+  halves until the single event is found), is set aside in the dead-letter file (counted
+  ``dead_letter``, logged with the field's name). One bad event never costs its batch;
+* with a spool directory, events are written ahead to the spool by a second thread every
+  ``spool_write_interval`` (200 ms) and sent from there, so a SIGKILLed process loses at
+  most the events submitted in its last 200 ms (plus one write); the sender's network
+  waits never delay that write;
 * ``shutdown()`` (also at exit) sends what it can and spools the rest.
 
 A dedicated thread with a synchronous httpx client, rather than a task on the host's
@@ -29,6 +37,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import json
 import os
 import random
 import threading
@@ -42,6 +51,7 @@ from typing import Any, BinaryIO, Literal
 import httpx
 import orjson
 
+from otel_assist import history_wire as wire
 from otel_assist import metrics
 from otel_assist.logs import get_logger
 from otel_assist.settings import _Reader
@@ -50,6 +60,10 @@ Kind = Literal["job", "queue"]
 KINDS: tuple[Kind, ...] = ("job", "queue")
 PAYLOAD_RAW_KEY = "_payload_raw"
 YIELD_EVERY = 16
+#: A batch's body stays below this (rest_service's MAX_BODY_BYTES defaults to 8 MiB).
+BATCH_MAX_BYTES = 4 * 1024 * 1024
+#: A warning about the same repaired field is logged at most this often.
+FIX_LOG_INTERVAL_S = 60.0
 _log = get_logger("otel_assist.history")
 
 
@@ -72,6 +86,19 @@ class HistorySettings:
     spool_segment_bytes: int = 4 * 1024 * 1024
     capture_payload: bool = True
     payload_max_bytes: int = 4096
+    spool_write_interval_s: float = 0.2
+    dead_letter_file: str = ""
+    dead_letter_max_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def dead_letter_path(self) -> str:
+        """The dead-letter file: as configured, else ``dead-letter/history.jsonl`` in the
+        spool directory, else none (undeliverable events are then counted and logged)."""
+        if self.dead_letter_file:
+            return self.dead_letter_file
+        if self.spool_dir:
+            return str(Path(self.spool_dir) / "dead-letter" / "history.jsonl")
+        return ""
 
     @property
     def enabled(self) -> bool:
@@ -102,6 +129,14 @@ class HistorySettings:
             ),
             capture_payload=r.boolean("OTEL_ASSIST_QUEUE_CAPTURE_PAYLOAD", True),
             payload_max_bytes=r.integer("OTEL_ASSIST_QUEUE_PAYLOAD_MAX_BYTES", 4096, 0),
+            spool_write_interval_s=r.integer(
+                "OTEL_ASSIST_HISTORY_SPOOL_WRITE_INTERVAL_MS", 200, 0, 60_000
+            )
+            / 1000,
+            dead_letter_file=r.text("OTEL_ASSIST_HISTORY_DEAD_LETTER_FILE"),
+            dead_letter_max_bytes=r.integer(
+                "OTEL_ASSIST_HISTORY_DEAD_LETTER_MAX_BYTES", 64 * 1024 * 1024, 0
+            ),
         )
 
 
@@ -160,6 +195,8 @@ class Spool:
     """
 
     def __init__(self, directory: str, max_bytes: int, segment_bytes: int) -> None:
+        #: The write-ahead thread appends while the sender seals and removes.
+        self.lock = threading.RLock()
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
@@ -174,13 +211,18 @@ class Spool:
             with contextlib.suppress(OSError):
                 self.total_bytes += seg.stat().st_size
             for kind, lines in self.read(seg).items():
-                self.counts[kind] += len(lines)
+                if kind in self.counts:
+                    self.counts[kind] += len(lines)
 
     def segments(self) -> list[Path]:
         return sorted(self.dir.glob("*.jsonl"))
 
     def append(self, kind: Kind, lines: list[bytes]) -> int:
         """Write as many lines as the cap allows; returns how many were written."""
+        with self.lock:
+            return self._append(kind, lines)
+
+    def _append(self, kind: Kind, lines: list[bytes]) -> int:
         prefix = b"j " if kind == "job" else b"q "
         out: list[bytes] = []
         size = 0
@@ -216,10 +258,11 @@ class Spool:
     def seal(self) -> None:
         """Close the current segment (releasing its lock) so it can be replayed; the next
         append starts a new one."""
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-        self._current, self._fh = None, None
+        with self.lock:
+            if self._fh is not None:
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+            self._current, self._fh = None, None
 
     @contextlib.contextmanager
     def claim(self, path: Path) -> Iterator[dict[str, list[bytes]] | None]:
@@ -248,34 +291,120 @@ class Spool:
         try:
             return Spool.parse(path.read_bytes())
         except OSError:
-            return {"job": [], "queue": []}
+            return {"job": [], "queue": [], "bad": []}
 
     @staticmethod
     def parse(data: bytes) -> dict[str, list[bytes]]:
-        out: dict[str, list[bytes]] = {"job": [], "queue": []}
+        """Lines by kind; lines that are not ``j|q <json>`` (a torn last line after a crash
+        mid-write, a damaged file) under ``"bad"``, for the dead-letter file."""
+        out: dict[str, list[bytes]] = {"job": [], "queue": [], "bad": []}
         for line in data.split(b"\n"):
-            if len(line) < 3:
+            if not line.strip():
                 continue
             kind = "job" if line[:2] == b"j " else "queue" if line[:2] == b"q " else None
             if kind is None:
+                out["bad"].append(line)
                 continue
             body = line[2:]
             try:
-                orjson.loads(body)  # a torn last line (crash mid-write) is skipped
+                orjson.loads(body)
             except orjson.JSONDecodeError:
+                out["bad"].append(line)
                 continue
             out[kind].append(body)
         return out
 
     def remove(self, path: Path, counts: Mapping[str, int]) -> None:
-        if path == self._current:
-            self.seal()
-        with contextlib.suppress(OSError):
-            size = path.stat().st_size
-            path.unlink()
-            self.total_bytes = max(0, self.total_bytes - size)
-        for kind, n in counts.items():
-            self.counts[kind] = max(0, self.counts[kind] - n)
+        with self.lock:
+            if path == self._current:
+                self.seal()
+            with contextlib.suppress(OSError):
+                size = path.stat().st_size
+                path.unlink()
+                self.total_bytes = max(0, self.total_bytes - size)
+            for kind, n in counts.items():
+                if kind in self.counts:
+                    self.counts[kind] = max(0, self.counts[kind] - n)
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+class DeadLetter:
+    """Events that cannot be delivered, set aside instead of taking their batch down.
+
+    One JSON object per line: ``{"time", "kind", "field", "reason", "event"}``, where
+    ``event`` is the event with secret-looking keys masked and anything JSON cannot hold
+    escaped. Appended under an exclusive ``flock`` (worker processes may share the file),
+    capped at ``max_bytes`` (beyond it the event is only counted and logged). Fix the
+    cause, then re-submit the lines' ``event`` objects to rest_service by hand."""
+
+    def __init__(self, path: str, max_bytes: int, masker: Any) -> None:
+        self.path = Path(path) if path else None
+        self.max_bytes = max_bytes
+        self.masker = masker
+
+    def write(self, kind: str, field: str, reason: str, event: Any) -> bool:
+        """True when the event is in the file. Never raises."""
+        if self.path is None:
+            return False
+        try:
+            line = self._line(kind, field, reason, event)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                if fh.seek(0, os.SEEK_END) + len(line) > self.max_bytes:
+                    return False
+                fh.write(line)
+            return True
+        except Exception:
+            return False
+
+    def _line(self, kind: str, field: str, reason: str, event: Any) -> bytes:
+        if isinstance(event, bytes):
+            try:
+                event = orjson.loads(event)
+            except orjson.JSONDecodeError:
+                event = event.decode("utf-8", "backslashreplace")
+        try:
+            event = self.masker.mask(wire.json_safe(event))
+        except Exception:
+            event = f"<unreadable {type(event).__name__}>"
+        record = {"time": time.time(), "kind": kind, "field": field, "reason": reason}
+        record["event"] = event
+        try:
+            text = json.dumps(record, ensure_ascii=True, default=repr)
+        except (ValueError, TypeError, RecursionError):
+            record["event"] = "<not serialisable>"
+            text = json.dumps(record, ensure_ascii=True, default=repr)
+        return text.encode() + b"\n"
+
+
+class _FixLog:
+    """Rate-limits the warning about a repaired field: once per (kind, field) per minute,
+    with how many events had it meanwhile, so a job with an out-of-range user_id on every
+    run does not flood the logs."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str], float] = {}
+        self.pending: dict[tuple[str, str], int] = {}
+
+    def note(self, kind: str, field: str, reason: str) -> None:
+        key = (kind, field[:64])
+        self.pending[key] = self.pending.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self.last.get(key, -FIX_LOG_INTERVAL_S) < FIX_LOG_INTERVAL_S:
+            return
+        if len(self.last) > 1000:
+            self.last.clear()
+        self.last[key] = now
+        _log.warning(
+            "history event field repaired before sending",
+            kind=kind,
+            field=key[1],
+            reason=reason[:200],
+            events=self.pending.pop(key),
+        )
 
 
 # --------------------------------------------------------------------------- shipper
@@ -316,6 +445,13 @@ class HistoryShipper:
         self._capture = PayloadCapture(
             self.settings.capture_payload, self.settings.payload_max_bytes
         )
+        self._dead = DeadLetter(
+            self.settings.dead_letter_path,
+            self.settings.dead_letter_max_bytes,
+            self._capture.masker,
+        )
+        self._fixes = _FixLog()
+        self._writer: threading.Thread | None = None
         #: Totals by (kind, outcome), also exported as history_events_total (for tests/CLI).
         self.stats: dict[tuple[str, str], int] = {}
         if self.enabled:
@@ -386,13 +522,36 @@ class HistoryShipper:
 
     # ---------------------------------------------------------------- sender thread
 
+    @property
+    def write_ahead(self) -> bool:
+        """Events go to the spool within ``spool_write_interval`` and are sent from it."""
+        return self._spool is not None and self.settings.spool_write_interval_s > 0
+
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="otel-assist-history", daemon=True)
         self._thread.start()
+        if self.write_ahead:
+            self._writer = threading.Thread(
+                target=self._run_writer, name="otel-assist-history-spool", daemon=True
+            )
+            self._writer.start()
+
+    def _run_writer(self) -> None:
+        """Moves buffered events to the spool every ``spool_write_interval``: the bound on
+        what a SIGKILL can lose. Its own thread, so a slow or hanging POST on the sender
+        thread never holds the write back."""
+        stop = self._stop
+        while not stop.wait(self.settings.spool_write_interval_s):
+            try:
+                self._to_spool()
+            except Exception as exc:  # the writer thread must not die
+                _log.warning("history spool write failed", error=repr(exc))
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
         if self._spool is not None:
+            # A lock another thread held at fork() would stay held in the child forever.
+            self._spool.lock = threading.RLock()
             # Closing the inherited copy leaves the parent's flock in place (it lives
             # until every copy of the descriptor is closed); the parent keeps writing.
             self._spool.seal()
@@ -432,13 +591,16 @@ class HistoryShipper:
 
     def _cycle(self, client: httpx.Client, final: bool) -> None:
         now = time.monotonic()
+        if self.write_ahead:
+            self._to_spool()  # what the writer has not moved yet: everything goes via disk
         if not final and now < self._next_attempt:
             self._to_spool()
             return
         try:
             self._send_spooled(client, final)
-            for kind in KINDS:
-                self._send_memory(client, kind, final)
+            if not self.write_ahead:  # write-ahead: nothing is sent that is not on disk
+                for kind in KINDS:
+                    self._send_memory(client, kind, final)
         except _Unavailable:
             self._failures += 1
             delay = min(
@@ -461,10 +623,27 @@ class HistoryShipper:
             with self._spool.claim(seg) as by_kind:
                 if by_kind is None:  # another process is writing or replaying it
                     continue
+                bad = by_kind.pop("bad", [])
                 for kind, lines in by_kind.items():
-                    for i in range(0, len(lines), self._batch):
-                        self._post(client, kind, lines[i : i + self._batch], final)  # type: ignore[arg-type]
+                    for chunk in self._chunks(lines):
+                        self._post(client, kind, chunk, final)  # type: ignore[arg-type]
+                for line in bad:
+                    # Not j|q <json>: a torn last line (crash mid-write) or a damaged file.
+                    self._set_aside("spool", "line", "unreadable spool line", line)
                 self._spool.remove(seg, {k: len(v) for k, v in by_kind.items()})
+
+    def _chunks(self, lines: list[bytes]) -> Iterator[list[bytes]]:
+        """Batches of at most ``batch_size`` events and BATCH_MAX_BYTES."""
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            if chunk and (len(chunk) >= self._batch or size + len(line) > BATCH_MAX_BYTES):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 1
+        if chunk:
+            yield chunk
 
     def _send_memory(self, client: httpx.Client, kind: Kind, final: bool) -> None:
         buf = self._buffers[kind]
@@ -473,34 +652,91 @@ class HistoryShipper:
             while buf and len(batch) < self._batch:
                 batch.append(buf.popleft())
             self._in_flight = len(batch)
+            lines = self._wire_all(kind, batch)
             try:
-                lines = self._wire_all(kind, batch)
-                self._post(client, kind, lines, final)
-            except _Unavailable:
-                # Back at the front, already serialised, so the retry sends the same bytes.
-                buf.extendleft(reversed(lines))
-                raise
+                for i, chunk in enumerate(self._chunks(lines)):
+                    try:
+                        self._post(client, kind, chunk, final)
+                    except _Unavailable:
+                        # Back at the front, already serialised: the retry sends the same
+                        # bytes (chunks before this one were accepted).
+                        rest = [ln for c in list(self._chunks(lines))[i:] for ln in c]
+                        buf.extendleft(reversed(rest))
+                        raise
             finally:
                 self._in_flight = 0
 
     def _wire_all(self, kind: Kind, batch: list[dict[str, Any] | bytes]) -> list[bytes]:
         """Serialise a batch, giving the GIL away every few events: a host event loop
         waiting for it would otherwise stall for up to the interpreter's switch interval
-        (5 ms) while this thread works through a batch."""
+        (5 ms) while this thread works through a batch. Events that cannot be delivered
+        are set aside (dead-letter file), never returned, never raised."""
         lines = []
+        now = time.time()
         for i, event in enumerate(batch):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 time.sleep(0)
-            lines.append(self._wire(kind, event))
+            line = self._wire(kind, event, now)
+            if line is not None:
+                lines.append(line)
         return lines
 
-    def _wire(self, kind: Kind, event: dict[str, Any] | bytes) -> bytes:
+    def _wire(self, kind: Kind, event: dict[str, Any] | bytes, now: float) -> bytes | None:
+        """One event as checked, JSON-encoded bytes; None when it was set aside."""
         if isinstance(event, bytes):
             return event
-        raw = event.pop(PAYLOAD_RAW_KEY, None)
-        if raw is not None:
-            event["payload"] = self._capture(raw)
-        return orjson.dumps(event, default=str)
+        try:
+            return self._wire_event(kind, event, now)
+        except Exception as exc:  # whatever it is, it costs this event only
+            self._set_aside(kind, "event", f"unreadable event: {type(exc).__name__}", event)
+            return None
+
+    def _wire_event(self, kind: Kind, event: dict[str, Any], now: float) -> bytes | None:
+        if type(event) is not dict:  # a Mapping of another kind: read it once, as a dict
+            event = dict(event)
+        try:
+            raw = event.pop(PAYLOAD_RAW_KEY, None)
+            if raw is not None:
+                event["payload"] = self._capture(raw)
+        except Exception as exc:  # an unreadable payload costs the payload, not the event
+            event["payload"] = None
+            self._note_fix(kind, "payload", f"payload capture failed: {type(exc).__name__}")
+        cleaned = wire.clean(kind, event, now_ts=now)
+        if cleaned.event is None:
+            field, reason = cleaned.rejected or ("event", "invalid")
+            self._set_aside(kind, field, reason, event)
+            return None
+        for field, reason in cleaned.fixed:
+            self._note_fix(kind, field, reason)
+        if cleaned.fixed:
+            self._count(kind, "sanitized", 1)
+        try:
+            return orjson.dumps(cleaned.event)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            try:
+                return orjson.dumps(wire.json_safe(cleaned.event))
+            except (TypeError, orjson.JSONEncodeError):
+                self._set_aside(kind, "event", f"not serialisable: {exc}", event)
+                return None
+
+    def _note_fix(self, kind: str, field: str, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            self._fixes.note(kind, field, reason)
+
+    def _set_aside(self, kind: str, field: str, reason: str, event: Any) -> None:
+        """An undeliverable event: into the dead-letter file, counted, logged by field."""
+        spooled_queue = isinstance(event, bytes) and event[:2] == b"q "
+        counted = kind if kind in KINDS else "queue" if spooled_queue else "job"
+        kept = self._dead.write(kind, field, reason, event)
+        self._count(counted, "dead_letter" if kept else "dropped", 1)
+        with contextlib.suppress(Exception):
+            _log.error(
+                "history event set aside: it cannot be delivered",
+                kind=kind,
+                field=str(field)[:64],
+                reason=str(reason)[:300],
+                dead_letter_file=str(self._dead.path) if kept else None,
+            )
 
     def _post(self, client: httpx.Client, kind: Kind, lines: list[bytes], final: bool) -> None:
         """Deliver ``lines`` or raise _Unavailable (nothing of them counted as sent)."""
@@ -519,36 +755,38 @@ class HistoryShipper:
         if resp.status_code < 300:
             self._count(kind, "sent", len(lines))
             return
-        if resp.status_code in (413, 422):
+        if resp.status_code in (400, 413, 422):
             if len(lines) > 1:
                 half = len(lines) // 2
                 self._post(client, kind, lines[:half], final)
                 self._post(client, kind, lines[half:], final)
                 return
-            self._count(kind, "dropped", 1)
-            _log.error(
-                "history event rejected by rest_service",
-                status=resp.status_code,
-                kind=kind,
-                detail=resp.text[:500],
-            )
+            field, reason = _refusal(resp)
+            self._set_aside(kind, field, reason, lines[0])
             return
         self._count(kind, "retried", len(lines))
         raise _Unavailable(f"HTTP {resp.status_code}")
 
     def _to_spool(self) -> None:
-        """While rest_service is down, move buffered events to disk (if a spool is set)."""
+        """Move buffered events to disk (if a spool is set): while rest_service is down,
+        and with write-ahead all the time. Under the spool's lock: the writer thread and
+        the sender both call it."""
         if self._spool is None:
             return
-        for kind in KINDS:
-            buf = self._buffers[kind]
-            while buf:
-                batch = [buf.popleft() for _ in range(min(len(buf), 2000))]
-                lines = self._wire_all(kind, batch)
-                written = self._spool.append(kind, lines)
-                self._count(kind, "spooled", written)
-                if written < len(lines):
-                    self._count(kind, "dropped", len(lines) - written)
+        with self._spool.lock:
+            for kind in KINDS:
+                buf = self._buffers[kind]
+                while buf:
+                    batch = [buf.popleft() for _ in range(min(len(buf), 2000))]
+                    self._in_flight += len(batch)
+                    try:
+                        lines = self._wire_all(kind, batch)
+                        written = self._spool.append(kind, lines)
+                    finally:
+                        self._in_flight -= len(batch)
+                    self._count(kind, "spooled", written)
+                    if written < len(lines):
+                        self._count(kind, "dropped", len(lines) - written)
 
     def _final_spill(self) -> None:
         if self._spool is not None:
@@ -575,6 +813,20 @@ class HistoryShipper:
             for kind in KINDS:
                 spooled = self._spool.counts[kind] if self._spool else 0
                 gauge.set(len(self._buffers[kind]) + spooled, kind=kind)
+
+
+def _refusal(resp: httpx.Response) -> tuple[str, str]:
+    """The field rest_service named in its 4xx (``loc`` after the event index), and why."""
+    reason = f"refused by rest_service: HTTP {resp.status_code}"
+    try:
+        detail = resp.json()["detail"]
+        if isinstance(detail, list) and detail:
+            loc = [str(p) for p in detail[0].get("loc", [])]
+            field = loc[3] if len(loc) > 3 and loc[:2] == ["body", "events"] else ".".join(loc)
+            return field or "event", f"{reason}: {str(detail[0].get('msg', ''))[:200]}"
+        return "event", f"{reason}: {str(detail)[:200]}"
+    except Exception:
+        return "event", reason
 
 
 # --------------------------------------------------------------------------- default

@@ -242,7 +242,11 @@ CATALOG: tuple[Spec, ...] = (
         "History events by outcome.",
         {
             "kind": frozenset({"job", "queue"}),
-            "outcome": frozenset({"sent", "retried", "dropped", "spooled"}),
+            # dead_letter: undeliverable (a required field invalid, or refused with 422),
+            # set aside in the dead-letter file; sanitized: sent with a field repaired.
+            "outcome": frozenset(
+                {"sent", "retried", "dropped", "spooled", "dead_letter", "sanitized"}
+            ),
         },
     ),
     Spec(

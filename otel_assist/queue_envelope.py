@@ -26,12 +26,16 @@ from typing import Any, Literal
 
 import orjson
 
+from otel_assist import history_wire as wire
+
 VERSION = 1
 InvalidReason = Literal["legacy", "invalid_json", "invalid_envelope", "too_large"]
 
-_INT64 = (-(2**63), 2**63 - 1)
-_MAX_ID = 128
-_MAX_TEXT = 64
+# The bounds a message's fields share with its history rows: one definition
+# (otel_assist.history_wire), so whatever a valid envelope carries, rest_service stores.
+_INT64 = (wire.INT64_MIN, wire.INT64_MAX)
+_MAX_ID = wire.ID_MAX
+_MAX_TEXT = wire.SHORT_TEXT_MAX
 _MAX_BAGGAGE = 8192
 
 

@@ -1,9 +1,13 @@
 """API payloads: what clients send and what the API returns (documented in OpenAPI).
 
 Every string is length-bounded and may not contain NUL (Postgres text cannot hold it), ids
-are 1..128 characters, integers that reach a BIGINT column are range-checked, and enums are
-closed: anything else is a 422 that names the field. Unknown extra keys are ignored so an
-older rest_service accepts events from a newer shipper.
+are 1..128 characters, integers that reach a BIGINT column are range-checked, timestamps lie
+between 2000-01-01 and now + MAX_CLOCK_SKEW_SECONDS, and enums are closed: anything else is
+a 422 that names the field. Unknown extra keys are ignored so an older rest_service accepts
+events from a newer shipper.
+
+The bounds of the ingest events come from ``otel_assist.history_wire``, the one definition
+the shipper checks its events against too, so both ends agree on every range.
 """
 
 from __future__ import annotations
@@ -13,26 +17,59 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+from otel_assist import history_wire as wire
 from rest_service.models import JobStatus, QueueDirection
 
 NO_NUL = r"^[^\x00]*$"
-#: Integer ids (user_id, reminder_id) are limited to the JSON-safe range: every JSON parser
-#: (and every JSON Schema validator, which compare as doubles) represents them exactly, and
-#: they still fit the BIGINT columns. Telegram ids are far below it.
-INT64_MIN = -(2**53 - 1)
-INT64_MAX = 2**53 - 1
+#: Integer ids (user_id, reminder_id): int64, the BIGINT columns' range and the envelope's
+#: (one definition: otel_assist.history_wire), so every event a producer can build is
+#: stored. Python's JSON parsers read them exactly.
+INT64_MIN = wire.INT64_MIN
+INT64_MAX = wire.INT64_MAX
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
-LongName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
-ShortText = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
+
+def _lower_bounded_utc(value: datetime) -> datetime:
+    """Aware UTC, and not before 2000-01-01. The upper bound (now + MAX_CLOCK_SKEW_SECONDS)
+    depends on the settings, so the ingest routes check it (``check_event_times``)."""
+    try:
+        utc = wire.to_utc(value)
+    except ValueError:
+        raise ValueError(wire.time_bounds_message()) from None
+    if utc < wire.EARLIEST:
+        raise ValueError(wire.time_bounds_message())
+    return utc
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=wire.ID_MAX, pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=wire.NAME_MAX, pattern=NO_NUL)]
+LongName = Annotated[
+    str, StringConstraints(min_length=1, max_length=wire.LONG_NAME_MAX, pattern=NO_NUL)
+]
+ShortText = Annotated[str, StringConstraints(max_length=wire.SHORT_TEXT_MAX, pattern=NO_NUL)]
+CorrelationId = Annotated[
+    str, StringConstraints(max_length=wire.CORRELATION_ID_MAX, pattern=NO_NUL)
+]
+JobName = Annotated[str, StringConstraints(max_length=wire.LONG_NAME_MAX, pattern=NO_NUL)]
+MessageType = Annotated[
+    str, StringConstraints(min_length=1, max_length=wire.SHORT_TEXT_MAX, pattern=NO_NUL)
+]
 #: Free text (errors, tracebacks, results): bounded by the request body limit; the
 #: service truncates anything above MAX_PAYLOAD_BYTES with a visible marker.
 FreeText = Annotated[str, StringConstraints(pattern=NO_NUL)]
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-DurationMs = Annotated[int, Field(ge=0, le=10**12)]
+DurationMs = Annotated[int, Field(ge=0, le=wire.DURATION_MS_MAX)]
+#: An event time: ISO 8601 (naive means UTC) or unix seconds, from 2000-01-01 to
+#: now + MAX_CLOCK_SKEW_SECONDS; stored as aware UTC.
+WireTime = Annotated[datetime, AfterValidator(_lower_bounded_utc)]
 
 
 class JobEventKind(StrEnum):
@@ -54,10 +91,10 @@ class JobEvent(_In):
     event_id: Id = Field(description="Unique per event; the shipper's idempotency key.")
     run_id: Id = Field(description="Pairs the events of one run (scheduled/started/finished).")
     job_id: LongName = Field(description="APScheduler job id, e.g. reminder_123.")
-    job_name: Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)] | None = None
+    job_name: JobName | None = None
     job_type: Name = Field(description="reminder, memory_extraction, update_reminders, ...")
     kind: JobEventKind
-    at: datetime = Field(description="When it happened (ISO 8601; naive means UTC).")
+    at: WireTime = Field(description="When it happened (ISO 8601; naive means UTC).")
     duration_ms: DurationMs | None = Field(
         default=None, description="For completed/failed/timed_out; else computed from times."
     )
@@ -66,7 +103,7 @@ class JobEvent(_In):
     error: FreeText | None = None
     traceback: FreeText | None = None
     result: FreeText | None = None
-    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+    correlation_id: CorrelationId | None = None
 
 
 class JobEventBatch(_In):
@@ -98,20 +135,18 @@ class QueueEvent(_In):
     message_id: Id | None = Field(default=None, description="The envelope's id.")
     queue_name: Name
     direction: QueueDirection
-    message_type: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)] = (
-        "unknown"
-    )
+    message_type: MessageType = "unknown"
     source: ShortText | None = None
     user_id: Int64 | None = None
-    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+    correlation_id: CorrelationId | None = None
     payload: Any = Field(
         default=None,
         description="Any JSON value; stored as JSON text, truncated above MAX_PAYLOAD_BYTES "
         "with a marker and payload_truncated=true.",
     )
-    enqueued_at: datetime | None = None
-    dequeued_at: datetime | None = None
-    at: datetime | None = Field(
+    enqueued_at: WireTime | None = None
+    dequeued_at: WireTime | None = None
+    at: WireTime | None = Field(
         default=None, description="Event time if neither enqueued_at nor dequeued_at fits."
     )
 
@@ -142,27 +177,27 @@ class JobExecutionCreate(_In):
     """Create a run in state ``scheduled`` (the single-call API; the batch is preferred)."""
 
     job_id: LongName
-    job_name: Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)] | None = None
+    job_name: JobName | None = None
     job_type: Name
     run_id: Id | None = Field(default=None, description="Defaults to the new row's id.")
-    scheduled_at: datetime | None = Field(default=None, description="Defaults to now.")
+    scheduled_at: WireTime | None = Field(default=None, description="Defaults to now.")
     user_id: Int64 | None = None
     reminder_id: Int64 | None = None
-    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+    correlation_id: CorrelationId | None = None
 
 
 class JobStart(_In):
-    at: datetime | None = Field(default=None, description="Defaults to now.")
+    at: WireTime | None = Field(default=None, description="Defaults to now.")
 
 
 class JobComplete(_In):
-    at: datetime | None = Field(default=None, description="Defaults to now.")
+    at: WireTime | None = Field(default=None, description="Defaults to now.")
     result: FreeText | None = None
     duration_ms: DurationMs | None = None
 
 
 class JobFail(_In):
-    at: datetime | None = Field(default=None, description="Defaults to now.")
+    at: WireTime | None = Field(default=None, description="Defaults to now.")
     error: FreeText
     traceback: FreeText | None = None
     duration_ms: DurationMs | None = None

@@ -10,15 +10,20 @@ with ``loc`` starting at ``body``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from otel_assist import history_wire as wire
 from rest_service.schemas import ValidationErrorBody
 
 M = TypeVar("M", bound=BaseModel)
+_UNREADABLE = object()
 
 _DOCUMENTED: dict[str, type[BaseModel]] = {}
 
@@ -33,9 +38,39 @@ async def parse_json_body(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
+        errors = exc.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        # pydantic-core's parser refuses a lone surrogate escape ("\udcff") for the whole
+        # document; the stdlib parser reads it, so validation can name the field at fault
+        # (the same 422 the routes that FastAPI parses give).
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = _UNREADABLE
+        if data is not _UNREADABLE:
+            try:
+                return model.model_validate(data)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False)
+    raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+
+
+def check_not_future(
+    times: Iterable[tuple[tuple[str | int, ...], datetime | None]], max_skew_s: float
+) -> None:
+    """422 naming every timestamp later than now + ``max_skew_s`` (MAX_CLOCK_SKEW_SECONDS).
+
+    The models already refused times before 2000 and ones that overflow; this bound
+    needs the settings, so the ingest routes apply it after parsing. An event dated in the
+    future would count in "last hour" forever and never be purged by retention."""
+    limit = datetime.now(UTC) + timedelta(seconds=max_skew_s)
+    errors = [
+        {"type": "value_error", "loc": loc, "msg": wire.time_bounds_message(max_skew_s)}
+        for loc, value in times
+        if value is not None and value > limit
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def body_spec(model: type[BaseModel]) -> dict[str, Any]:

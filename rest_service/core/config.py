@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=1000, ge=1, le=100_000)
     max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    max_clock_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=7 * 86_400,
+        description="Event timestamps later than now + this are refused (422): a producer "
+        "clock this far ahead would date rows into the future.",
+    )
 
     retention_days: int = Field(default=7, ge=1)
     retention_interval_seconds: float = Field(default=600.0, gt=0)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from rest_service.api.body import check_not_future
 from rest_service.api.deps import DbDep, IngestAuth, ReadAuth, SettingsDep
 from rest_service.api.errors import ERROR_RESPONSES
 from rest_service.core.db import utcnow
@@ -38,6 +39,11 @@ def check_batch(settings: SettingsDep, count: int) -> None:
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"events: {count} events in one batch; the limit is {settings.max_batch_events}",
         )
+
+
+def _not_future(settings: SettingsDep, body: JobStart | JobComplete | JobFail | None) -> None:
+    if body is not None:
+        check_not_future([(("body", "at"), body.at)], settings.max_clock_skew_seconds)
 
 
 @router.get("", response_model=list[JobExecutionPublic], dependencies=[ReadAuth])
@@ -91,6 +97,10 @@ async def ingest_job_events(
     only moves up scheduled < missed < running < timed_out < completed/cancelled < failed.
     """
     check_batch(settings, len(batch.events))
+    check_not_future(
+        ((("body", "events", i, "at"), ev.at) for i, ev in enumerate(batch.events)),
+        settings.max_clock_skew_seconds,
+    )
     return await crud.ingest_events(db, batch.events, settings.max_payload_bytes)
 
 
@@ -100,8 +110,13 @@ async def ingest_job_events(
     status_code=status.HTTP_201_CREATED,
     dependencies=[IngestAuth],
 )
-async def create_job_execution(db: DbDep, body: JobExecutionCreate) -> JobExecution:
+async def create_job_execution(
+    db: DbDep, settings: SettingsDep, body: JobExecutionCreate
+) -> JobExecution:
     """Record a scheduled run (409 if ``run_id`` already exists)."""
+    check_not_future(
+        [(("body", "scheduled_at"), body.scheduled_at)], settings.max_clock_skew_seconds
+    )
     return await crud.create_execution(db, body)
 
 
@@ -115,6 +130,7 @@ async def start_job_execution(
     db: DbDep, settings: SettingsDep, execution_id: uuid.UUID, body: JobStart | None = None
 ) -> JobExecution:
     """scheduled|missed -> running; anything else is a 409."""
+    _not_future(settings, body)
     return await crud.transition(
         db, execution_id, "start", body or JobStart(), settings.max_payload_bytes
     )
@@ -127,6 +143,7 @@ async def complete_job_execution(
     db: DbDep, settings: SettingsDep, execution_id: uuid.UUID, body: JobComplete | None = None
 ) -> JobExecution:
     """running|timed_out -> completed; completing a run that never started is a 409."""
+    _not_future(settings, body)
     return await crud.transition(
         db, execution_id, "complete", body or JobComplete(), settings.max_payload_bytes
     )
@@ -137,4 +154,5 @@ async def fail_job_execution(
     db: DbDep, settings: SettingsDep, execution_id: uuid.UUID, body: JobFail
 ) -> JobExecution:
     """running|timed_out -> failed, with error and traceback; else a 409."""
+    _not_future(settings, body)
     return await crud.transition(db, execution_id, "fail", body, settings.max_payload_bytes)

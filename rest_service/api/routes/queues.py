@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from rest_service.api.body import body_spec, parse_json_body
+from rest_service.api.body import body_spec, check_not_future, parse_json_body
 from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
 from rest_service.api.errors import ERROR_RESPONSES
 from rest_service.api.routes.jobs import check_batch
@@ -29,6 +29,16 @@ from rest_service.schemas import (
 router = APIRouter(prefix="/queue-stats", tags=["queues"], responses=ERROR_RESPONSES)
 
 Text128 = Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_NUL)]
+
+
+def _times(
+    ev: QueueEvent, loc: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], datetime | None]]:
+    return [
+        ((*loc, "enqueued_at"), ev.enqueued_at),
+        ((*loc, "dequeued_at"), ev.dequeued_at),
+        ((*loc, "at"), ev.at),
+    ]
 
 
 @router.get("", response_model=list[QueueStats], dependencies=[ReadAuth])
@@ -83,6 +93,7 @@ async def log_queue_message(
 ) -> QueueEventBatchResult:
     """Log one push or pop (idempotent by event_id, like the batch)."""
     event = await parse_json_body(request, QueueEvent)
+    check_not_future(_times(event, ("body",)), settings.max_clock_skew_seconds)
     return await crud.ingest_events(db, [event], settings.max_payload_bytes)
 
 
@@ -100,4 +111,8 @@ async def log_queue_messages_batch(
     MAX_PAYLOAD_BYTES are stored truncated with a marker and payload_truncated=true."""
     batch = await parse_json_body(request, QueueEventBatch)
     check_batch(settings, len(batch.events))
+    check_not_future(
+        (t for i, ev in enumerate(batch.events) for t in _times(ev, ("body", "events", i))),
+        settings.max_clock_skew_seconds,
+    )
     return await crud.ingest_events(db, batch.events, settings.max_payload_bytes)
