@@ -38,7 +38,7 @@ DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 
 SUCCESS_ERROR = frozenset({"success", "error"})
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
-JOB_STATUSES = frozenset({"completed", "failed", "missed", "timed_out", "skipped"})
+JOB_STATUSES = frozenset({"completed", "failed", "missed", "timed_out", "skipped", "cancelled"})
 
 
 @dataclass(frozen=True)

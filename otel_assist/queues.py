@@ -48,10 +48,10 @@ from otel_assist.correlation import (
     BAGGAGE_KEY,
     baggage_header,
     context_from_baggage_header,
+    context_with_correlation_id,
     get_correlation_id,
     is_valid,
     new_correlation_id,
-    set_correlation_id,
 )
 from otel_assist.history import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
 from otel_assist.hot_metrics import hot_path
@@ -168,7 +168,7 @@ def _context_for(header: str | None) -> context.Context:
             return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY)
     ctx = context_from_baggage_header(header)
     if get_correlation_id(ctx) is None:
-        ctx = set_correlation_id(new_correlation_id(), ctx)
+        ctx = context_with_correlation_id(new_correlation_id(), ctx)
     return ctx
 
 
@@ -208,7 +208,7 @@ class QueueProducer:
             # Every message carries an id so producer and consumer rows pair up; a context
             # without one gets a fresh id per message (not cached).
             cid = new_correlation_id()
-            return _header_for(set_correlation_id(cid, ctx), cid), cid
+            return _header_for(context_with_correlation_id(cid, ctx), cid), cid
         self._ctx, self._header, self._cid = ctx, _header_for(ctx, cid), cid
         return self._header, cid
 

@@ -96,13 +96,17 @@ async def test_unknown_and_malformed_ids(svc: Running) -> None:
 def _expected(events: list[dict[str, Any]]) -> dict[str, Any]:
     """What a run must look like once all its events arrived, in any order."""
     kinds = {e["kind"] for e in events}
-    rank = ["scheduled", "missed", "running", "timed_out", "completed", "failed"]
+    # timed_out is final (docs/job-lifecycle.md): a run that finishes late stays timed_out.
+    rank = ["scheduled", "missed", "skipped", "running", "completed", "cancelled", "failed",
+            "timed_out"]  # fmt: skip
     status_of = {
         "scheduled": "scheduled",
         "started": "running",
         "completed": "completed",
         "failed": "failed",
         "missed": "missed",
+        "skipped": "skipped",
+        "cancelled": "cancelled",
         "timed_out": "timed_out",
     }
     status = max((status_of[k] for k in kinds), key=rank.index)
@@ -110,7 +114,7 @@ def _expected(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "status": status,
         "started_at": times.get("started"),
-        "finished_at": times.get("completed") or times.get("failed"),
+        "finished_at": times.get("completed") or times.get("failed") or times.get("cancelled"),
     }
 
 
@@ -126,7 +130,10 @@ async def test_batch_events_any_order_any_repeat_same_rows(svc: Running) -> None
         ["scheduled", "missed"],
         ["scheduled", "missed", "started", "completed"],
         ["scheduled", "started", "timed_out", "completed"],
+        ["scheduled", "started", "timed_out", "failed"],
         ["started", "timed_out"],
+        ["scheduled", "skipped"],
+        ["scheduled", "started", "cancelled"],
     ]
     batches: list[list[dict[str, Any]]] = []
     for s_i, kinds in enumerate(sequences):
@@ -172,7 +179,7 @@ async def test_batch_events_any_order_any_repeat_same_rows(svc: Running) -> None
     # stats agree with the rows (the rollups were maintained through every re-send)
     stats = (await c.get(f"{JOBS}/stats", params={"hours": 168})).json()
     assert stats["total"] == len(expected)
-    for status in ("completed", "failed", "missed", "timed_out", "running"):
+    for status in ("completed", "failed", "missed", "skipped", "cancelled", "timed_out", "running"):
         assert stats[status] == sum(1 for e in expected.values() if e["status"] == status)
 
 
