@@ -196,6 +196,9 @@ class JobTracker:
         self._unmatched_starts: dict[str, deque[str]] = defaultdict(deque)
         self._reported_missed: dict[tuple[str, datetime], float] = {}
         self._tracked_ids: dict[str, bool] = {}
+        #: Meta of every job seen when it was added: a one-off job is gone from its
+        #: scheduler by the time APScheduler reports it missed, but keeps its type.
+        self._metas: dict[str, JobMeta] = {}
         self._done_early: dict[str, deque[datetime]] = defaultdict(lambda: deque(maxlen=100))
         self._attrs: dict[tuple[str, ...], dict[str, Any]] = {}
         self._attrs_catalog: metrics.Catalog | None = None
@@ -500,8 +503,18 @@ class JobTracker:
                 job = scheduler.get_job(job_id)
                 if job is not None:
                     return opts.meta(job)
+        known = self._metas.get(job_id)
+        if known is not None:
+            return known
         job_type = self._job_types.get(job_id) or _default_job_type(job_id)
         return JobMeta(job_id, job_id, job_type, None)
+
+    def remember(self, job: Any, opts: _SchedulerOptions) -> None:
+        """Keep a job's meta from when it was added (bounded)."""
+        with contextlib.suppress(Exception):
+            if len(self._metas) >= 10_000 and job.id not in self._metas:
+                self._metas.pop(next(iter(self._metas)))
+            self._metas[job.id] = opts.meta(job)
 
     def _missed(self, meta: JobMeta, due: datetime, why: str) -> None:
         key = (meta.job_id, due)
@@ -839,6 +852,7 @@ def track_scheduler(
         return store is None or isinstance(store, MemoryJobStore)
 
     def wrap_job(job: Any, jobstore: str | None = None) -> None:
+        tracker.remember(job, opts)
         func = job.func
         alias = jobstore or getattr(job, "_jobstore_alias", None) or "default"
         if not in_memory(alias):
