@@ -19,6 +19,7 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
+from otel_assist import callsite, event_types
 from otel_assist import log_processors as lp
 from otel_assist.log_export import LevelCounts, LogQueue, OtelBridge
 from otel_assist.settings import Settings
@@ -96,17 +97,7 @@ BRIDGE = OtelBridge(None, None)
 def shared_processors(settings: Settings) -> list[Processor]:
     """The chain both native and stdlib records go through, before bridge and renderer."""
     chain: list[Processor] = [lp.merge_bound_contextvars, _FIELDS]
-    if settings.log_callsite:
-        chain.append(
-            structlog.processors.CallsiteParameterAdder(
-                {
-                    structlog.processors.CallsiteParameter.FILENAME,
-                    structlog.processors.CallsiteParameter.LINENO,
-                    structlog.processors.CallsiteParameter.FUNC_NAME,
-                },
-                additional_ignores=["otel_assist"],
-            )
-        )
+    chain += [*callsite.processors(settings.log_callsite), event_types.UnknownEventTypes()]
     chain.append(_MASK)
     return chain
 

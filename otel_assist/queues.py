@@ -53,6 +53,7 @@ from otel_assist.correlation import (
     is_valid,
     new_correlation_id,
 )
+from otel_assist.event_types import LogEventType, emit
 from otel_assist.history import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
 from otel_assist.hot_metrics import hot_path
 from otel_assist.logs import get_logger
@@ -230,6 +231,18 @@ class QueueProducer:
     def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
         m = self._m.refresh()
         hot_path.add(m.messages, m.push_attrs)
+        emit(
+            _log,
+            LogEventType.QUEUE_PUSH,
+            "queue push",
+            queue_name=self.queue_name,
+            message_id=env.id,
+            message_type=env.type,
+            source=env.source,
+            user_id=env.user_id,
+            correlation_id=cid,
+            size_bytes=len(data),
+        )
         if self.shipper is not None:
             self.shipper.submit(
                 "queue",
@@ -473,6 +486,17 @@ class QueueConsumer:
         start = time.perf_counter()
         status = "success"
         try:
+            emit(
+                _log,
+                LogEventType.QUEUE_POP,
+                "queue pop",
+                queue_name=self.queue_name,
+                message_id=msg.id,
+                message_type=msg.type,
+                source=msg.source,
+                user_id=msg.user_id,
+                wait_ms=None if msg.wait_s is None else round(msg.wait_s * 1000, 3),
+            )
             await handler(msg)
         except Exception as exc:
             status = "error"

@@ -37,7 +37,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otel_assist import global_providers, http_client, http_metrics, logs
+from otel_assist import event_types, global_providers, http_client, http_metrics, logs
 from otel_assist import metrics as catalog_module
 from otel_assist.log_export import LevelCounts, LogQueue
 from otel_assist.settings import Settings, load_settings
@@ -169,6 +169,7 @@ def configure(
         if overrides:
             settings = settings.with_overrides(overrides)
         _last_settings = settings
+        event_types.LEVELS.reload(settings.log_level)  # OTEL_ASSIST_LOG_EVENTS
         _current = _build(settings, Plumbing(log_stream, log_exporter, tuple(metric_readers)))
         _install_process_hooks()
         return _current
