@@ -32,19 +32,20 @@ class JobStatus(StrEnum):
 
 
 #: A run's status only ever moves up this ranking, whatever order events arrive in: a late
-#: ``started`` overrides ``missed`` (the run did start), ``failed`` beats ``completed`` so
-#: the pessimistic outcome wins if a run reports both, and ``timed_out`` is final: a run
-#: that exceeded its max runtime stays ``timed_out`` when it finishes later (its finish
-#: time, duration and error are still recorded), as it is in ``cron_jobs_total``.
+#: ``started`` overrides ``missed``/``skipped`` (the run did start), ``failed`` beats
+#: ``cancelled`` and ``completed`` so the pessimistic outcome wins if a run reports several,
+#: and ``timed_out`` is final: a run that exceeded its max runtime stays ``timed_out`` when it
+#: finishes later (its finish time, duration and error are still recorded), as it is in
+#: ``cron_jobs_total``. No two statuses share a rank, so any arrival order gives one status.
 STATUS_RANK: dict[str, int] = {
     JobStatus.SCHEDULED: 0,
     JobStatus.MISSED: 1,
-    JobStatus.SKIPPED: 1,
-    JobStatus.RUNNING: 2,
-    JobStatus.COMPLETED: 3,
-    JobStatus.CANCELLED: 3,
-    JobStatus.FAILED: 4,
-    JobStatus.TIMED_OUT: 5,
+    JobStatus.SKIPPED: 2,
+    JobStatus.RUNNING: 3,
+    JobStatus.COMPLETED: 4,
+    JobStatus.CANCELLED: 5,
+    JobStatus.FAILED: 6,
+    JobStatus.TIMED_OUT: 7,
 }
 TERMINAL_STATUSES = frozenset(
     {
