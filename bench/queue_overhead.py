@@ -40,7 +40,7 @@ from opentelemetry import context
 import otel_assist
 from bench import BenchResult
 from otel_assist import redis_metrics
-from otel_assist.correlation import new_correlation_id, set_correlation_id
+from otel_assist.correlation import context_with_correlation_id, new_correlation_id
 from otel_assist.history import HistorySettings, HistoryShipper
 from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from tests.servers import start_redis
@@ -55,7 +55,9 @@ async def _noop(_msg: Message) -> None:
 
 
 async def ours_round(producer: QueueProducer, consumer: QueueConsumer, n: int) -> float:
-    contexts = [set_correlation_id(new_correlation_id(), context.Context()) for _ in range(n)]
+    contexts = [
+        context_with_correlation_id(new_correlation_id(), context.Context()) for _ in range(n)
+    ]
     start = time.perf_counter()
     for ctx in contexts:
         token = context.attach(ctx)

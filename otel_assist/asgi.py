@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry import context
 
 from otel_assist import correlation, http_metrics
+from otel_assist.event_types import LEVELS, LogEventType, emit
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,6 +105,13 @@ class TelemetryMiddleware:
                 message["headers"] = [*message.get("headers", ()), cid_header]
             await send(message)
 
+        emit(
+            self._logger_or_default(),
+            LogEventType.REQUEST_IN,
+            "request in",
+            http_method=method,
+            http_target=scope["path"],
+        )
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_header)
@@ -120,7 +128,7 @@ class TelemetryMiddleware:
             elapsed = time.perf_counter() - start
             route = route_template(scope)
             recorder.request_finished(active_method, method, route, status, elapsed)
-            if self.access_log:
+            if self.access_log or LogEventType.RESPONSE in LEVELS.info:
                 self._log(method, route or scope["path"], status, elapsed)
 
     def _logger_or_default(self) -> Any:

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import Token
 
 from opentelemetry import baggage, context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -63,11 +64,26 @@ class CurrentCorrelationId:
         return self._cid
 
 
-def set_correlation_id(value: str, ctx: context.Context | None = None) -> context.Context:
-    """Return a context with ``value`` as correlation_id (invalid values are replaced)."""
+def context_with_correlation_id(value: str, ctx: context.Context | None = None) -> context.Context:
+    """Return a context with ``value`` as correlation_id (invalid values are replaced),
+    attaching nothing: for callers that attach it themselves or hand it on."""
     if not is_valid(value):
         value = new_correlation_id()
     return baggage.set_baggage(BAGGAGE_KEY, value, ctx)
+
+
+def set_correlation_id(value: str) -> Token[context.Context]:
+    """Make ``value`` the correlation_id of the current context (the seed plan's call).
+
+    Returns the token for :func:`reset_correlation_id` (or ``opentelemetry.context.detach``)
+    to restore what was there before. An invalid ``value`` is replaced by a new id.
+    """
+    return context.attach(context_with_correlation_id(value))
+
+
+def reset_correlation_id(token: Token[context.Context]) -> None:
+    """Undo one :func:`set_correlation_id`."""
+    context.detach(token)
 
 
 @contextmanager
@@ -77,7 +93,7 @@ def correlation_scope(value: str | None = None) -> Iterator[str]:
     Yields the id actually in effect, which differs from ``value`` only when ``value`` was
     not a valid id.
     """
-    ctx = set_correlation_id(value or new_correlation_id())
+    ctx = context_with_correlation_id(value or new_correlation_id())
     token = context.attach(ctx)
     try:
         yield get_correlation_id(ctx) or ""

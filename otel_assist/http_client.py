@@ -1,4 +1,7 @@
-"""Outgoing HTTP: every httpx request carries the current ``baggage`` header.
+"""Outgoing HTTP: every httpx request carries the current ``baggage`` header and logs one
+``request_out`` line (method, host, status, duration; never the path or query, which may
+hold ids or tokens). The library's own threads (``otel-assist-*``: the history shipper)
+do not log their calls.
 
 A small patch of ``httpx.Client.send`` / ``httpx.AsyncClient.send`` rather than
 opentelemetry-instrumentation-httpx, which would wrap each request in a (no-op) span and
@@ -8,9 +11,12 @@ inject trace headers we do not use. A header the caller set explicitly is left a
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from typing import Any
 
 from otel_assist.correlation import baggage_header
+from otel_assist.event_types import LogEventType, emit
 
 _PATCHED_FLAG = "_otel_assist_baggage"
 
@@ -20,6 +26,33 @@ def _with_baggage(request: Any) -> None:
         value = baggage_header()
         if value:
             request.headers["baggage"] = value
+
+
+_log: Any = None
+
+
+def _logged(request: Any, status: int | None, error: str | None, started: float) -> None:
+    global _log
+    if threading.current_thread().name.startswith("otel-assist-"):
+        return
+    if _log is None:
+        import structlog
+
+        _log = structlog.get_logger("otel_assist.http_client")
+    try:
+        host = request.url.host
+    except Exception:
+        host = None
+    emit(
+        _log,
+        LogEventType.REQUEST_OUT,
+        "request out",
+        http_method=request.method,
+        server_address=host,
+        status_code=status,
+        error_type=error,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
 
 
 def install() -> None:
@@ -36,12 +69,26 @@ def install() -> None:
     @functools.wraps(sync_send)
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         _with_baggage(request)
-        return sync_send(self, request, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            response = sync_send(self, request, *args, **kwargs)
+        except BaseException as exc:
+            _logged(request, None, type(exc).__name__, started)
+            raise
+        _logged(request, response.status_code, None, started)
+        return response
 
     @functools.wraps(async_send)
     async def asend(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         _with_baggage(request)
-        return await async_send(self, request, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            response = await async_send(self, request, *args, **kwargs)
+        except BaseException as exc:
+            _logged(request, None, type(exc).__name__, started)
+            raise
+        _logged(request, response.status_code, None, started)
+        return response
 
     setattr(send, _PATCHED_FLAG, True)
     setattr(asend, _PATCHED_FLAG, True)

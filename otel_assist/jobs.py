@@ -20,10 +20,19 @@ Detections APScheduler does not give on its own, done by a sweeper on the tracke
   deduplicated against the sweeper's by a deterministic run id.
 * **timed out / stuck**: a run still going past its ``max_runtime`` (per job through
   ``@tracked_job(max_runtime=...)``, or per job type / default in ``track_scheduler``).
-  Reported once as ``timed_out``; ``cron_jobs_running_over_max_runtime`` counts those
-  still running. If the run finishes later, rest_service's row moves on to completed.
+  Its status becomes ``timed_out`` for good: counted once then, and when it finishes
+  later its duration (and error) are recorded but it is not counted again;
+  ``cron_jobs_running_over_max_runtime`` counts those still running.
 * **overlap**: EVENT_JOB_MAX_INSTANCES (a run skipped because the previous one still runs):
-  ``cron_jobs_total{status="skipped"}``; in history it is a ``missed`` run.
+  ``skipped`` in metrics and history.
+* **cancelled**: a run ended by cancellation (``asyncio.CancelledError`` when
+  ``scheduler.shutdown()`` cancels it, KeyboardInterrupt, SystemExit) is ``cancelled``,
+  not a failure: it neither raises nor resets the consecutive-failure count.
+
+Every run is counted once in ``cron_jobs_total``, under the status its history row ends
+with; docs/job-lifecycle.md is the table of statuses. APScheduler's own
+``Job ... raised an exception`` line is dropped for tracked jobs (``job failed`` carries the
+same traceback), so one failure is one ERROR line.
 * **consecutive failures** per job id; the gauge ``cron_job_consecutive_failures`` shows
   the worst job of each type.
 
@@ -44,6 +53,7 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import logging
 import os
 import queue
 import re
@@ -54,18 +64,20 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry import context
 
 from otel_assist import metrics
-from otel_assist.correlation import new_correlation_id, set_correlation_id
+from otel_assist.correlation import context_with_correlation_id, new_correlation_id
 from otel_assist.history import HistoryShipper, default_shipper
 from otel_assist.logs import get_logger
 from otel_assist.queue_envelope import new_message_id as new_id
 from otel_assist.settings import _Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Statuses a run can end with; each run is counted once, under one of these.
+RUN_STATUSES = ("completed", "failed", "timed_out", "missed", "skipped", "cancelled")
 _FLAG = "__otel_assist_job__"
 _log = get_logger("otel_assist.jobs")
 
@@ -87,6 +99,22 @@ class JobSettings:
             sweep_interval_s=r.integer("OTEL_ASSIST_JOB_SWEEP_INTERVAL_MS", 15_000, 10) / 1000,
             max_runtime_s=max_runtime / 1000 if max_runtime else None,
         )
+
+
+class Clock(Protocol):
+    """Where the tracker reads time: injectable so tests can step past a max runtime
+    without sleeping through it."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    """The real clocks (``time.monotonic`` for runtimes, ``time.time`` for timestamps)."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
 
 
 @dataclass(frozen=True)
@@ -124,6 +152,22 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def run_outcome(exc: BaseException | None) -> str:
+    """How a run that returned or raised ``exc`` ended: ``completed``, ``failed``, or
+    ``cancelled`` for a BaseException that is not an Exception (``asyncio.CancelledError``
+    from ``scheduler.shutdown()``, KeyboardInterrupt, SystemExit): those say the process
+    stopped the run, not that the job is broken."""
+    if exc is None:
+        return "completed"
+    return "failed" if isinstance(exc, Exception) else "cancelled"
+
+
+def _error_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 def _missed_run_id(job_id: str, due: datetime) -> str:
     digest = hashlib.sha1(f"{job_id}|{_utc(due).isoformat()}".encode(), usedforsecurity=False)
     return "missed-" + digest.hexdigest()[:24]
@@ -137,8 +181,10 @@ class JobTracker:
         *,
         shipper: HistoryShipper | None = None,
         settings: JobSettings | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings or JobSettings.from_env()
+        self.clock: Clock = clock or SystemClock()
         self._shipper = shipper
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.schedulers: list[tuple[Any, _SchedulerOptions]] = []
@@ -150,6 +196,9 @@ class JobTracker:
         self._unmatched_starts: dict[str, deque[str]] = defaultdict(deque)
         self._reported_missed: dict[tuple[str, datetime], float] = {}
         self._tracked_ids: dict[str, bool] = {}
+        #: Meta of every job seen when it was added: a one-off job is gone from its
+        #: scheduler by the time APScheduler reports it missed, but keeps its type.
+        self._metas: dict[str, JobMeta] = {}
         self._done_early: dict[str, deque[datetime]] = defaultdict(lambda: deque(maxlen=100))
         self._attrs: dict[tuple[str, ...], dict[str, Any]] = {}
         self._attrs_catalog: metrics.Catalog | None = None
@@ -229,22 +278,17 @@ class JobTracker:
             self._on_submitted(*event[1:])
         elif kind == "apscheduler":
             self._on_apscheduler(*event[1:])
+        elif kind == "sweep":
+            self.sweep()
 
     def _on_start(
         self, run_id: str, meta: JobMeta, at: float, mono: float, correlation_id: str
     ) -> None:
+        # "job started" was logged by the wrapper, in the run's own context, so it comes
+        # before the job's own lines.
         self.running[run_id] = _Running(meta, mono, correlation_id)
         self._known_types.add(meta.job_type)
         self._job_types[meta.job_id] = meta.job_type
-        _log.info(
-            "job started",
-            event_type="job_start",
-            correlation_id=correlation_id,
-            job_id=meta.job_id,
-            job_type=meta.job_type,
-            run_id=run_id,
-            user_id=_int_or_none(meta.kwargs.get("user_id")),
-        )
         self._ship(run_id, meta, "started", at, correlation_id)
         pending = self._pending.get(meta.job_id)
         if pending:
@@ -263,41 +307,61 @@ class JobTracker:
         exc: BaseException | None,
         correlation_id: str,
     ) -> None:
-        self.running.pop(run_id, None)
-        status = "failed" if exc is not None else "completed"
-        self._count(meta.job_type, status)
+        info = self.running.pop(run_id, None)
+        timed_out = info is not None and info.timed_out
+        outcome = run_outcome(exc)
+        # Counted once per run: a timed-out run was counted when it timed out.
+        if not timed_out:
+            self._count(meta.job_type, outcome)
         cat = metrics.catalog()
         key = ("duration", meta.job_type)
         attrs = self._attrs.get(key)
         if attrs is None or self._attrs_catalog is not cat:
             attrs = self._fold_cached(key, "cron_job_duration", job_type=meta.job_type)
         cat["cron_job_duration"].raw.record(duration_s, attrs)
-        if exc is None:
+        fields: dict[str, Any] = {
+            "event_type": "job_end",
+            "correlation_id": correlation_id,
+            "job_id": meta.job_id,
+            "job_type": meta.job_type,
+            "run_id": run_id,
+            "status": "timed_out" if timed_out else outcome,
+            "duration_s": round(duration_s, 6),
+        }
+        if outcome == "completed":
             self.consecutive[meta.job_id] = 0
-            _log.info(
-                "job completed",
-                event_type="job_end",
-                correlation_id=correlation_id,
-                job_id=meta.job_id,
-                job_type=meta.job_type,
-                run_id=run_id,
-                duration_s=round(duration_s, 6),
-            )
+            _log.info("job completed", **fields)
             self._ship(run_id, meta, "completed", at, correlation_id, duration_s=duration_s)
+        elif outcome == "cancelled":
+            _log.info("job cancelled", **fields, error=_error_text(exc))
+            self._ship(
+                run_id,
+                meta,
+                "cancelled",
+                at,
+                correlation_id,
+                duration_s=duration_s,
+                error=_error_text(exc),
+            )
         else:
+            assert exc is not None
             self.consecutive[meta.job_id] += 1
             tb = "".join(traceback.format_exception(exc))
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            error = _error_text(exc)
+            fields["event_type"] = "job_error"
             _log.error(
                 "job failed",
-                event_type="job_error",
-                correlation_id=correlation_id,
-                job_id=meta.job_id,
-                job_type=meta.job_type,
-                run_id=run_id,
-                duration_s=round(duration_s, 6),
+                **fields,
                 error=error,
                 consecutive_failures=self.consecutive[meta.job_id],
+                # The fields exc_info would give, without a console renderer formatting
+                # the traceback (with locals) on this thread: APScheduler's own line with
+                # the traceback is dropped for tracked jobs, so it is carried here.
+                **{
+                    "exception.type": type(exc).__qualname__,
+                    "exception.message": str(exc),
+                    "exception.stacktrace": tb,
+                },
             )
             self._ship(
                 run_id,
@@ -398,23 +462,40 @@ class JobTracker:
             self._ship(run_id, meta, "started", due.timestamp(), cid)
             # Start time and duration are unknown without the wrapper: the run is counted,
             # its duration is not recorded.
-            self._count(meta.job_type, "failed" if exc is not None else "completed")
+            self._count(meta.job_type, run_outcome(exc))
             self._end_history(run_id, meta, exc, cid)
 
     def _end_history(self, run_id: str, meta: JobMeta, exc: BaseException | None, cid: str) -> None:
-        if exc is None:
+        outcome = run_outcome(exc)
+        now = self.clock.time()
+        if outcome == "completed":
             self.consecutive[meta.job_id] = 0
-            self._ship(run_id, meta, "completed", time.time(), cid)
+            self._ship(run_id, meta, "completed", now, cid)
+        elif outcome == "cancelled":
+            self._ship(run_id, meta, "cancelled", now, cid, error=_error_text(exc))
         else:
+            assert exc is not None
             self.consecutive[meta.job_id] += 1
-            error = f"{type(exc).__name__}: {exc}"[:2000]
             tb = "".join(traceback.format_exception(exc))
-            self._ship(run_id, meta, "failed", time.time(), cid, error=error, traceback=tb)
+            self._ship(run_id, meta, "failed", now, cid, error=_error_text(exc), traceback=tb)
         self._job_types[meta.job_id] = meta.job_type
         self._set_consecutive_gauge(meta.job_type)
 
     def _is_wrapped(self, job_id: str) -> bool:
         return self._tracked_ids.get(job_id, True)
+
+    def reports_runs_of(self, job_id: str) -> bool:
+        """True when this tracker's wrapper reports the runs of ``job_id`` itself."""
+        return self._tracked_ids.get(job_id, False)
+
+    def tracked_jobs(self) -> list[tuple[Any, JobMeta]]:
+        """Every job of every tracked scheduler with its meta (``job.trigger`` is its
+        schedule): the one place to learn what is tracked, e.g. to register monitors."""
+        found: list[tuple[Any, JobMeta]] = []
+        for scheduler, opts in self.schedulers:
+            with contextlib.suppress(Exception):  # a scheduler being shut down
+                found.extend((job, opts.meta(job)) for job in scheduler.get_jobs())
+        return found
 
     def _meta_for(self, job_id: str) -> JobMeta:
         for scheduler, opts in self.schedulers:
@@ -422,14 +503,24 @@ class JobTracker:
                 job = scheduler.get_job(job_id)
                 if job is not None:
                     return opts.meta(job)
+        known = self._metas.get(job_id)
+        if known is not None:
+            return known
         job_type = self._job_types.get(job_id) or _default_job_type(job_id)
         return JobMeta(job_id, job_id, job_type, None)
+
+    def remember(self, job: Any, opts: _SchedulerOptions) -> None:
+        """Keep a job's meta from when it was added (bounded)."""
+        with contextlib.suppress(Exception):
+            if len(self._metas) >= 10_000 and job.id not in self._metas:
+                self._metas.pop(next(iter(self._metas)))
+            self._metas[job.id] = opts.meta(job)
 
     def _missed(self, meta: JobMeta, due: datetime, why: str) -> None:
         key = (meta.job_id, due)
         if key in self._reported_missed:
             return
-        self._reported_missed[key] = time.monotonic()
+        self._reported_missed[key] = self.clock.monotonic()
         self._known_types.add(meta.job_type)
         self._count(meta.job_type, "missed")
         run_id = _missed_run_id(meta.job_id, due)
@@ -459,12 +550,12 @@ class JobTracker:
         )
         cid = new_correlation_id()
         self._ship(run_id, meta, "scheduled", due.timestamp(), cid)
-        self._ship(run_id, meta, "missed", due.timestamp(), cid)
+        self._ship(run_id, meta, "skipped", due.timestamp(), cid)
 
     def sweep(self) -> None:
         """Missed, stuck and gauge upkeep. Runs on the tracker thread every sweep interval."""
-        now_mono = time.monotonic()
-        now = datetime.now(UTC)
+        now_mono = self.clock.monotonic()
+        now = datetime.fromtimestamp(self.clock.time(), UTC)
         grace = timedelta(seconds=self.settings.grace_s)
         cat = metrics.catalog()
         # Stuck runs.
@@ -487,7 +578,7 @@ class JobTracker:
                     max_runtime_s=limit,
                     running_s=round(now_mono - info.started_mono, 3),
                 )
-                self._ship(run_id, info.meta, "timed_out", time.time(), info.correlation_id)
+                self._ship(run_id, info.meta, "timed_out", self.clock.time(), info.correlation_id)
         for job_type in self._known_types | set(over):
             cat["cron_jobs_running_over_max_runtime"].set(over.get(job_type, 0), job_type=job_type)
         # Submitted but never started.
@@ -569,10 +660,23 @@ def _default_job_type(job_id: str) -> str:
     return re.sub(r"([_:\-.]?[0-9a-f]{8,}|[_:\-.]?\d+)$", "", job_id) or job_id
 
 
+def _log_started(run_id: str, meta: JobMeta) -> None:
+    # Logged in the wrapper, in the run's context (so it carries the run's correlation_id),
+    # not on the tracker thread: the line then always comes before the job's own lines.
+    _log.info(
+        "job started",
+        event_type="job_start",
+        job_id=meta.job_id,
+        job_type=meta.job_type,
+        run_id=run_id,
+        user_id=_int_or_none(meta.kwargs.get("user_id")),
+    )
+
+
 def _wrap(func: Callable[..., Any], tracker: JobTracker, meta_of: Callable[[], JobMeta]) -> Any:
     """The per-run wrapper: run id, correlation_id attached, start/end handed to the tracker."""
     perf = time.perf_counter
-    now = time.time
+    clock = tracker.clock
     put = tracker.put
 
     if inspect.iscoroutinefunction(func):
@@ -583,16 +687,17 @@ def _wrap(func: Callable[..., Any], tracker: JobTracker, meta_of: Callable[[], J
             run_id = new_id()
             cid = new_id()
             p0 = perf()
-            put("start", run_id, meta, now(), time.monotonic(), cid)
-            token = context.attach(set_correlation_id(cid, context.Context()))
+            put("start", run_id, meta, clock.time(), clock.monotonic(), cid)
+            token = context.attach(context_with_correlation_id(cid, context.Context()))
             try:
+                _log_started(run_id, meta)
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                put("end", run_id, meta, now(), perf() - p0, exc, cid)
+                put("end", run_id, meta, clock.time(), perf() - p0, exc, cid)
                 raise
             finally:
                 context.detach(token)
-            put("end", run_id, meta, now(), perf() - p0, None, cid)
+            put("end", run_id, meta, clock.time(), perf() - p0, None, cid)
             return result
 
         wrapper: Any = run_async
@@ -604,16 +709,17 @@ def _wrap(func: Callable[..., Any], tracker: JobTracker, meta_of: Callable[[], J
             run_id = new_id()
             cid = new_id()
             p0 = perf()
-            put("start", run_id, meta, now(), time.monotonic(), cid)
-            token = context.attach(set_correlation_id(cid, context.Context()))
+            put("start", run_id, meta, clock.time(), clock.monotonic(), cid)
+            token = context.attach(context_with_correlation_id(cid, context.Context()))
             try:
+                _log_started(run_id, meta)
                 result = func(*args, **kwargs)
             except BaseException as exc:
-                put("end", run_id, meta, now(), perf() - p0, exc, cid)
+                put("end", run_id, meta, clock.time(), perf() - p0, exc, cid)
                 raise
             finally:
                 context.detach(token)
-            put("end", run_id, meta, now(), perf() - p0, None, cid)
+            put("end", run_id, meta, clock.time(), perf() - p0, None, cid)
             return result
 
         wrapper = run_sync
@@ -673,6 +779,33 @@ class _SchedulerOptions:
         return JobMeta(str(job.id), str(job.name), job_type, limit, dict(job.kwargs or {}))
 
 
+class _TrackedJobErrorFilter(logging.Filter):
+    """Drops APScheduler's ``Job "..." raised an exception`` record for jobs the tracker
+    wraps: the tracker's ``job failed`` line (with the same traceback) already reports the
+    run, and two ERROR lines per failure would double what error-rate alerts count.
+    Records about untracked jobs, and every other APScheduler record, pass unchanged."""
+
+    MESSAGE = 'Job "%s" raised an exception'
+
+    def __init__(self, tracker: JobTracker) -> None:
+        super().__init__()
+        self._tracker = tracker
+        self._attached: set[str] = set()
+
+    def attach(self, alias: str) -> None:
+        # APScheduler logs a job's outcome on ``apscheduler.executors.<alias>``; a logger's
+        # filters see only records created on that logger, so each alias gets this filter.
+        if alias not in self._attached:
+            self._attached.add(alias)
+            logging.getLogger(f"apscheduler.executors.{alias}").addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.MESSAGE or not isinstance(record.args, tuple) or not record.args:
+            return True
+        job_id = getattr(record.args[0], "id", None)
+        return not (isinstance(job_id, str) and self._tracker.reports_runs_of(job_id))
+
+
 def track_scheduler(
     scheduler: Any,
     *,
@@ -681,15 +814,17 @@ def track_scheduler(
     grace: float | None = None,
     sweep_interval: float | None = None,
     shipper: HistoryShipper | None = None,
+    clock: Clock | None = None,
 ) -> JobTracker:
     """Track every job of an APScheduler 3.x scheduler (call before or after start()).
 
     ``job_type(job)`` names a job's type (default: the job id without a trailing number,
     ``reminder_123`` -> ``reminder``); ``max_runtime`` is seconds, or a dict per job type;
     ``grace`` (seconds, default ``OTEL_ASSIST_JOB_GRACE_MS``) is how late a run may be
-    before it counts as missed.
+    before it counts as missed. ``clock`` replaces the real clocks (tests).
     """
     from apscheduler.events import (
+        EVENT_EXECUTOR_ADDED,
         EVENT_JOB_ADDED,
         EVENT_JOB_ERROR,
         EVENT_JOB_EXECUTED,
@@ -708,7 +843,7 @@ def track_scheduler(
     )
     if max_runtime is None:
         max_runtime = base.max_runtime_s
-    tracker = JobTracker(shipper=shipper, settings=settings)
+    tracker = JobTracker(shipper=shipper, settings=settings, clock=clock)
     opts = _SchedulerOptions(job_type, max_runtime)
     tracker.schedulers.append((scheduler, opts))
 
@@ -717,6 +852,7 @@ def track_scheduler(
         return store is None or isinstance(store, MemoryJobStore)
 
     def wrap_job(job: Any, jobstore: str | None = None) -> None:
+        tracker.remember(job, opts)
         func = job.func
         alias = jobstore or getattr(job, "_jobstore_alias", None) or "default"
         if not in_memory(alias):
@@ -748,11 +884,17 @@ def track_scheduler(
         job.func = wrapper
         tracker._tracked_ids[job.id] = True
 
+    duplicate_filter = _TrackedJobErrorFilter(tracker)
+    for alias in ("default", *getattr(scheduler, "_executors", {})):
+        duplicate_filter.attach(alias)
+
     def on_event(event: Any) -> None:
         # Runs on scheduler or executor threads: only enqueue, never do work here.
         try:
             code = event.code
-            if code in (EVENT_JOB_ADDED, EVENT_JOB_MODIFIED):
+            if code == EVENT_EXECUTOR_ADDED:
+                duplicate_filter.attach(event.alias)
+            elif code in (EVENT_JOB_ADDED, EVENT_JOB_MODIFIED):
                 job = scheduler.get_job(event.job_id, event.jobstore)
                 if job is not None:
                     wrap_job(job, event.jobstore)
@@ -775,7 +917,8 @@ def track_scheduler(
 
     scheduler.add_listener(
         on_event,
-        EVENT_JOB_ADDED
+        EVENT_EXECUTOR_ADDED
+        | EVENT_JOB_ADDED
         | EVENT_JOB_MODIFIED
         | EVENT_JOB_SUBMITTED
         | EVENT_JOB_MAX_INSTANCES

@@ -19,6 +19,7 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
+from otel_assist import callsite, event_types
 from otel_assist import log_processors as lp
 from otel_assist.log_export import LevelCounts, LogQueue, OtelBridge
 from otel_assist.redaction import safe_str
@@ -124,17 +125,7 @@ def shared_processors(settings: Settings) -> list[Processor]:
     level, service, correlation_id from its checked charset) need no scrubbing, and the
     exception fields are scrubbed where they are made."""
     chain: list[Processor] = [lp.merge_bound_contextvars, _MASK, _FIELDS]
-    if settings.log_callsite:
-        chain.append(
-            structlog.processors.CallsiteParameterAdder(
-                {
-                    structlog.processors.CallsiteParameter.FILENAME,
-                    structlog.processors.CallsiteParameter.LINENO,
-                    structlog.processors.CallsiteParameter.FUNC_NAME,
-                },
-                additional_ignores=["otel_assist"],
-            )
-        )
+    chain += [*callsite.processors(settings.log_callsite), event_types.UnknownEventTypes()]
     return chain
 
 

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from opentelemetry.metrics import Meter, NoOpMeter
 
+from otel_assist.event_types import LogEventType, emit
+
 OTHER = "_other"
 Kind = Literal["counter", "histogram", "gauge", "updown", "observable_counter"]
 
@@ -38,7 +40,7 @@ DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 
 SUCCESS_ERROR = frozenset({"success", "error"})
 LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
-JOB_STATUSES = frozenset({"completed", "failed", "missed", "timed_out", "skipped"})
+JOB_STATUSES = frozenset({"completed", "failed", "missed", "timed_out", "skipped", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ CATALOG: tuple[Spec, ...] = (
     # Logs and the telemetry pipeline itself
     Spec(
         "log_records", "observable_counter", "{record}", "Log records by level.", {"level": LEVELS}
+    ),
+    Spec(
+        "log_unknown_event_types",
+        "counter",
+        "{record}",
+        "Log records whose event_type is outside LogEventType (kept, but counted).",
     ),
     Spec(
         "otel_assist.log_records.dropped",
@@ -383,6 +391,8 @@ class LLMCall:
 def llm_call(model: str, operation: str = "chat") -> Iterator[LLMCall]:
     """Time an LLM API call; counts it, its duration, its tokens and its errors."""
     call = LLMCall()
+    log = _events_logger()
+    emit(log, LogEventType.LLM_CALL, "llm call", model=model, operation=operation)
     start = time.perf_counter()
     error: str | None = None
     try:
@@ -391,9 +401,23 @@ def llm_call(model: str, operation: str = "chat") -> Iterator[LLMCall]:
         error = type(exc).__name__
         raise
     finally:
+        elapsed = time.perf_counter() - start
+        emit(
+            log,
+            LogEventType.LLM_RESPONSE,
+            "llm response",
+            model=model,
+            operation=operation,
+            status="error" if error else "success",
+            error_type=error,
+            duration_ms=round(elapsed * 1000, 3),
+            # Not *_tokens: keys containing "token" are masked as secrets.
+            usage_input=call.input_tokens,
+            usage_output=call.output_tokens,
+        )
         record_llm_call(
             model,
-            time.perf_counter() - start,
+            elapsed,
             call.input_tokens,
             call.output_tokens,
             error_type=error,
@@ -435,13 +459,27 @@ def record_llm_call(
 @contextmanager
 def tool_call(tool_name: str) -> Iterator[None]:
     """Count one assistant tool call, with status error when the block raises."""
+    log = _events_logger()
+    emit(log, LogEventType.TOOL_CALL, "tool call", tool_name=tool_name)
+    start = time.perf_counter()
     status = "success"
+    error: str | None = None
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         status = "error"
+        error = type(exc).__name__
         raise
     finally:
+        emit(
+            log,
+            LogEventType.TOOL_RESULT,
+            "tool result",
+            tool_name=tool_name,
+            status=status,
+            error_type=error,
+            duration_ms=round((time.perf_counter() - start) * 1000, 3),
+        )
         catalog()["tool_calls"].add(1, tool_name=tool_name, status=status)
 
 
@@ -449,8 +487,40 @@ def count_message_processed(source: str, status: str = "success") -> None:
     catalog()["messages_processed"].add(1, source=source, status=status)
 
 
-def record_memory_operation(operation: str, status: str = "success") -> None:
+_MEMORY_EVENTS = {
+    "save": (LogEventType.MEMORY_SAVE, "memory save"),
+    "retrieve": (LogEventType.MEMORY_RETRIEVE, "memory retrieve"),
+    "search": (LogEventType.MEMORY_RETRIEVE, "memory retrieve"),
+}
+
+
+def record_memory_operation(
+    operation: str, status: str = "success", *, user_id: int | None = None, count: int | None = None
+) -> None:
+    """Count one memory operation; a save logs ``memory_save``, a retrieve or search
+    ``memory_retrieve`` (``user_id``/``count`` ride on the line, never on the metric)."""
+    event = _MEMORY_EVENTS.get(operation)
+    if event is not None:
+        fields: dict[str, Any] = {"operation": operation, "status": status}
+        if user_id is not None:
+            fields["user_id"] = user_id
+        if count is not None:
+            fields["count"] = count
+        emit(_events_logger(), event[0], event[1], **fields)
     catalog()["memory_operations"].add(1, operation=operation, status=status)
+
+
+_EVENTS_LOG: Any = None
+
+
+def _events_logger() -> Any:
+    """One lazily created structlog proxy (configure() re-points what it renders to)."""
+    global _EVENTS_LOG
+    if _EVENTS_LOG is None:
+        import structlog
+
+        _EVENTS_LOG = structlog.get_logger("otel_assist.events")
+    return _EVENTS_LOG
 
 
 @contextmanager

@@ -48,11 +48,12 @@ from otel_assist.correlation import (
     BAGGAGE_KEY,
     baggage_header,
     context_from_baggage_header,
+    context_with_correlation_id,
     get_correlation_id,
     is_valid,
     new_correlation_id,
-    set_correlation_id,
 )
+from otel_assist.event_types import LogEventType, emit
 from otel_assist.history import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
 from otel_assist.hot_metrics import hot_path
 from otel_assist.logs import get_logger
@@ -168,7 +169,7 @@ def _context_for(header: str | None) -> context.Context:
             return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY)
     ctx = context_from_baggage_header(header)
     if get_correlation_id(ctx) is None:
-        ctx = set_correlation_id(new_correlation_id(), ctx)
+        ctx = context_with_correlation_id(new_correlation_id(), ctx)
     return ctx
 
 
@@ -208,7 +209,7 @@ class QueueProducer:
             # Every message carries an id so producer and consumer rows pair up; a context
             # without one gets a fresh id per message (not cached).
             cid = new_correlation_id()
-            return _header_for(set_correlation_id(cid, ctx), cid), cid
+            return _header_for(context_with_correlation_id(cid, ctx), cid), cid
         self._ctx, self._header, self._cid = ctx, _header_for(ctx, cid), cid
         return self._header, cid
 
@@ -230,6 +231,18 @@ class QueueProducer:
     def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
         m = self._m.refresh()
         hot_path.add(m.messages, m.push_attrs)
+        emit(
+            _log,
+            LogEventType.QUEUE_PUSH,
+            "queue push",
+            queue_name=self.queue_name,
+            message_id=env.id,
+            message_type=env.type,
+            source=env.source,
+            user_id=env.user_id,
+            correlation_id=cid,
+            size_bytes=len(data),
+        )
         if self.shipper is not None:
             self.shipper.submit(
                 "queue",
@@ -473,6 +486,17 @@ class QueueConsumer:
         start = time.perf_counter()
         status = "success"
         try:
+            emit(
+                _log,
+                LogEventType.QUEUE_POP,
+                "queue pop",
+                queue_name=self.queue_name,
+                message_id=msg.id,
+                message_type=msg.type,
+                source=msg.source,
+                user_id=msg.user_id,
+                wait_ms=None if msg.wait_s is None else round(msg.wait_s * 1000, 3),
+            )
             await handler(msg)
         except Exception as exc:
             status = "error"

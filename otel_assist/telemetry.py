@@ -35,7 +35,14 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otel_assist import global_providers, http_client, http_metrics, logs, worker_metrics
+from otel_assist import (
+    event_types,
+    global_providers,
+    http_client,
+    http_metrics,
+    logs,
+    worker_metrics,
+)
 from otel_assist import metrics as catalog_module
 from otel_assist._otel_compat import LoggerProvider, LogRecordExporter
 from otel_assist.log_export import LevelCounts, LogQueue, RecordLimits
@@ -171,6 +178,7 @@ def configure(
         if overrides:
             settings = settings.with_overrides(overrides)
         _last_settings = settings
+        event_types.LEVELS.reload(settings.log_level)  # OTEL_ASSIST_LOG_EVENTS
         _current = _build(settings, Plumbing(log_stream, log_exporter, tuple(metric_readers)))
         _install_process_hooks()
         return _current

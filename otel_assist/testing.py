@@ -73,7 +73,8 @@ class Capture:
 
     def json_lines(self) -> list[dict[str, Any]]:
         """Every stdout line so far, parsed."""
-        return [orjson.loads(line) for line in self.stream.getvalue().splitlines() if line]
+        # split("\n"), not splitlines(): JSON strings may hold U+2028, U+0085, \x1c ... raw.
+        return [orjson.loads(line) for line in self.stream.getvalue().split("\n") if line]
 
     def otel_records(self) -> list[ReadableLogRecord]:
         self.telemetry.force_flush()

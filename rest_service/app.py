@@ -50,18 +50,18 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
         if settings.uses_embedded_sqlite:
             log.info(
                 "using the embedded SQLite database; set DATABASE_URL for Postgres",
-                event_type="startup",
+                phase="startup",
                 database=db.url.split("///", 1)[-1],
             )
         else:
-            log.info("using database", event_type="startup", database=safe_url(db.url))
+            log.info("using database", phase="startup", database=safe_url(db.url))
         if not settings.auth_enabled:
-            log.warning("REST_SERVICE_DEV_MODE: authentication is disabled", event_type="startup")
+            log.warning("REST_SERVICE_DEV_MODE: authentication is disabled", phase="startup")
         if settings.should_migrate_on_start:
             from rest_service.core.migrate import upgrade
 
             await upgrade(db)
-            log.info("migrations applied", event_type="startup")
+            log.info("migrations applied", phase="startup")
         retention: asyncio.Task[None] | None = None
         if settings.retention_enabled:
             from rest_service.retention import run_forever

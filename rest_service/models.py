@@ -18,10 +18,12 @@ from rest_service.core.db import UTCDateTime, utcnow
 
 
 class JobStatus(StrEnum):
-    """A run's state. Order in ``STATUS_RANK`` is what makes batch events order-independent."""
+    """A run's state. Order in ``STATUS_RANK`` is what makes batch events order-independent.
+    docs/job-lifecycle.md is the table: what sets each status, its metric, alert and card."""
 
     SCHEDULED = "scheduled"
     MISSED = "missed"
+    SKIPPED = "skipped"
     RUNNING = "running"
     TIMED_OUT = "timed_out"
     COMPLETED = "completed"
@@ -30,20 +32,29 @@ class JobStatus(StrEnum):
 
 
 #: A run's status only ever moves up this ranking, whatever order events arrive in: a late
-#: ``started`` overrides ``missed`` (the run did start), a ``completed`` overrides
-#: ``timed_out`` (the stuck run finished), and ``failed`` beats ``completed`` so the
-#: pessimistic outcome wins if a run reports both.
+#: ``started`` overrides ``missed``/``skipped`` (the run did start), ``failed`` beats
+#: ``cancelled`` and ``completed`` so the pessimistic outcome wins if a run reports several,
+#: and ``timed_out`` is final: a run that exceeded its max runtime stays ``timed_out`` when it
+#: finishes later (its finish time, duration and error are still recorded), as it is in
+#: ``cron_jobs_total``. No two statuses share a rank, so any arrival order gives one status.
 STATUS_RANK: dict[str, int] = {
     JobStatus.SCHEDULED: 0,
     JobStatus.MISSED: 1,
-    JobStatus.RUNNING: 2,
-    JobStatus.TIMED_OUT: 3,
+    JobStatus.SKIPPED: 2,
+    JobStatus.RUNNING: 3,
     JobStatus.COMPLETED: 4,
-    JobStatus.CANCELLED: 4,
-    JobStatus.FAILED: 5,
+    JobStatus.CANCELLED: 5,
+    JobStatus.FAILED: 6,
+    JobStatus.TIMED_OUT: 7,
 }
 TERMINAL_STATUSES = frozenset(
-    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.MISSED}
+    {
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.MISSED,
+        JobStatus.SKIPPED,
+    }
 )
 
 

@@ -69,7 +69,7 @@ async def purge(db: Database, settings: Settings, now: datetime | None = None) -
     ):
         table: Table = model.__table__  # type: ignore[union-attr]
         done[table.name] = await _delete_batches(db, table, column, cutoff, batch, 0.01)
-    log.info("retention pass", event_type="retention", cutoff=cutoff.isoformat(), **done)
+    log.info("retention pass", task="retention", cutoff=cutoff.isoformat(), **done)
     return done
 
 
@@ -81,5 +81,5 @@ async def run_forever(db: Database, settings: Settings) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("retention pass failed", event_type="retention", error=type(exc).__name__)
+            log.warning("retention pass failed", task="retention", error=type(exc).__name__)
         await asyncio.sleep(settings.retention_interval_seconds)

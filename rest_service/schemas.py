@@ -78,7 +78,9 @@ class JobEventKind(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     MISSED = "missed"
+    SKIPPED = "skipped"
     TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
 
 
 class _In(BaseModel):
@@ -233,6 +235,7 @@ class JobTypeStats(BaseModel):
     completed: int = 0
     failed: int = 0
     missed: int = 0
+    skipped: int = 0
     timed_out: int = 0
     cancelled: int = 0
     stuck: int = Field(default=0, description="Running longer than stuck_after_minutes.")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from otel_assist.event_types import LogEventType
+
 SCHEMA_VERSION = 41
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 TAGS = ["otel-assist"]
@@ -708,9 +710,7 @@ LOGS = Dashboard(
             "event_type",
             "Event type",
             "custom",
-            "request_in,request_out,response,job_start,job_end,job_error,queue_push,queue_pop,"
-            "tool_call,tool_result,llm_call,llm_response,memory_save,memory_retrieve,error,"
-            "warning,info,debug",
+            ",".join(LogEventType),  # the vocabulary, from otel_assist.event_types
         ),
         Variable(
             "correlation_id",

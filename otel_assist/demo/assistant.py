@@ -14,6 +14,7 @@ them; the demo runs both in one process, so counting here too would count them t
 from __future__ import annotations
 
 import httpx
+import structlog
 
 from otel_assist.demo.synthetic import MODELS, TOOLS
 from otel_assist.demo.world import TO_SECRETARY, TO_TELEGRAM, World
@@ -51,6 +52,12 @@ class Assistant:
         ]
 
     async def handle(self, msg: Message) -> None:
+        # Bound in the context (not only on this module's logger) so the library's own
+        # llm_call / llm_response / tool_call / tool_result lines carry the component too.
+        with structlog.contextvars.bound_contextvars(component="assistant"):
+            await self._handle(msg)
+
+    async def _handle(self, msg: Message) -> None:
         w = self.world
         payload = msg.payload if isinstance(msg.payload, dict) else {"text": str(msg.payload)}
         user_id = msg.user_id
@@ -70,8 +77,7 @@ class Assistant:
         model = w.rng.choice(MODELS)
         answer: str
         try:
-            with llm_call(model) as call:
-                log.info("calling llm", event_type="llm_call", model=model, user_id=user_id)
+            with llm_call(model) as call:  # logs llm_call / llm_response itself
                 await w.sleep(w.latency(0.35 if model != "gpt-4o" else 0.7))
                 if w.rng.random() < 0.05:
                     raise LLMRateLimitError("429 Too Many Requests from provider")
@@ -79,13 +85,6 @@ class Assistant:
                     input_tokens=120 + 8 * len(text) + 30 * len(known) + w.rng.randrange(400),
                     output_tokens=20 + w.rng.randrange(300),
                 )
-            log.info(
-                "llm answered",
-                event_type="llm_response",
-                model=model,
-                input_tokens=call.input_tokens,
-                output_tokens=call.output_tokens,
-            )
             answer = f"Here's what I found about: {text[:60]}"
         except LLMRateLimitError as exc:
             log.warning("llm rate limited; apologising", event_type="warning", error=str(exc))
@@ -107,12 +106,10 @@ class Assistant:
     async def use_tool(self, tool: str, user_id: int | None) -> None:
         w = self.world
         try:
-            with tool_call(tool):
-                log.info("tool call", event_type="tool_call", tool_name=tool, user_id=user_id)
+            with tool_call(tool):  # logs tool_call / tool_result itself
                 await w.sleep(w.latency(0.08))
                 if w.rng.random() < 0.06:
                     raise ToolTimeoutError(f"{tool} did not answer within 5 s")
-            log.info("tool result", event_type="tool_result", tool_name=tool, user_id=user_id)
         except ToolTimeoutError as exc:
             log.warning("tool failed", event_type="warning", tool_name=tool, error=str(exc))
 

@@ -14,6 +14,7 @@ STATUS_CLASS = {
     "failed": "bad",
     "timed_out": "warn",
     "missed": "warn",
+    "skipped": "warn",
     "cancelled": "idle",
 }
 

@@ -61,8 +61,12 @@ KIND_STATUS: dict[JobEventKind, JobStatus] = {
     JobEventKind.COMPLETED: JobStatus.COMPLETED,
     JobEventKind.FAILED: JobStatus.FAILED,
     JobEventKind.MISSED: JobStatus.MISSED,
+    JobEventKind.SKIPPED: JobStatus.SKIPPED,
     JobEventKind.TIMED_OUT: JobStatus.TIMED_OUT,
+    JobEventKind.CANCELLED: JobStatus.CANCELLED,
 }
+#: Events that end a run that started: they carry its finish time and duration.
+FINISHING_KINDS = frozenset({JobEventKind.COMPLETED, JobEventKind.FAILED, JobEventKind.CANCELLED})
 
 State = dict[str, Any]
 
@@ -119,12 +123,12 @@ def merge_event(state: State | None, ev: JobEvent, max_text: int) -> State:
         state["scheduled_at"] = _min(state["scheduled_at"], at)
     elif kind is JobEventKind.STARTED:
         state["started_at"] = _min(state["started_at"], at)
-    elif kind in (JobEventKind.COMPLETED, JobEventKind.FAILED):
+    elif kind in FINISHING_KINDS:
         state["finished_at"] = _min(state["finished_at"], at)
         if ev.duration_ms is not None:
             state["duration_ms"] = ev.duration_ms
-    if kind is JobEventKind.FAILED:
-        if state.get("error") is None:
+    if kind in (JobEventKind.FAILED, JobEventKind.CANCELLED):
+        if state.get("error") is None and (ev.error or kind is JobEventKind.FAILED):
             state["error"] = truncate_text(ev.error or "failed", max_text)[0]
         if state.get("error_traceback") is None and ev.traceback:
             state["error_traceback"] = truncate_text(ev.traceback, max_text)[0]
@@ -350,14 +354,16 @@ async def transition(
             if duration is None and new["started_at"]:
                 duration = max(0, int((at - new["started_at"]).total_seconds() * 1000))
             new["duration_ms"] = duration
+            # A timed-out run keeps its status when it finishes (see STATUS_RANK).
+            keep = old["status"] == JobStatus.TIMED_OUT
             if isinstance(body, JobFail):
-                new["status"] = JobStatus.FAILED.value
+                new["status"] = JobStatus.TIMED_OUT.value if keep else JobStatus.FAILED.value
                 new["error"] = truncate_text(body.error, max_text)[0]
                 new["error_traceback"] = (
                     truncate_text(body.traceback, max_text)[0] if body.traceback else None
                 )
             else:
-                new["status"] = JobStatus.COMPLETED.value
+                new["status"] = JobStatus.TIMED_OUT.value if keep else JobStatus.COMPLETED.value
                 result_text = getattr(body, "result", None)
                 new["result"] = truncate_text(result_text, max_text)[0] if result_text else None
         new["created_at"] = _min(new["created_at"], at) or at

@@ -83,20 +83,51 @@ def test_consecutive_failures_rise_and_reset(
     assert tracker.consecutive["sync_calendar"] == 0
 
 
-def test_stuck_run_is_reported_once_then_completes(
+class SteppedClock:
+    """The tracker's clock, stepped by the test: runtimes pass without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time()  # wall time stays real: APScheduler's fire times are real
+
+
+def sweep_now(tracker: JobTracker) -> None:
+    tracker.put("sweep")
+    assert tracker.wait_idle()
+
+
+def test_stuck_run_is_reported_once_and_stays_timed_out(
     scheduler: BackgroundScheduler, metric_view: MetricView
 ) -> None:
     release = threading.Event()
-    tracker = track(scheduler, max_runtime={"extract": 0.2})
-    scheduler.add_job(lambda: release.wait(5), id="extract_7")
+    started = threading.Event()
+    clock = SteppedClock()
+    tracker = track(scheduler, max_runtime={"extract": 30}, sweep_interval=3600, clock=clock)
+    scheduler.add_job(lambda: (started.set(), release.wait(10)), id="extract_7")
     scheduler.start()
+    assert started.wait(10)
     over = lambda: metric_view.value("cron_jobs_running_over_max_runtime", job_type="extract")  # noqa: E731
-    until(lambda: over() == 1, what="stuck gauge")
-    time.sleep(0.3)  # more sweeps: still reported once
+    sweep_now(tracker)
+    assert over() == 0  # within its max runtime
+    clock.offset = 31
+    for _ in range(3):  # more sweeps: still reported once
+        sweep_now(tracker)
+    assert over() == 1
     assert metric_view.value("cron_jobs", job_type="extract", status="timed_out") == 1
     release.set()
-    until(lambda: tracker.wait_idle() and over() == 0, what="gauge back to 0 after it finished")
-    assert metric_view.value("cron_jobs", job_type="extract", status="completed") == 1
+    until(lambda: tracker.wait_idle() and not tracker.running, what="the run finished")
+    sweep_now(tracker)
+    assert over() == 0
+    # One run, one count: it finished, but it is still the timed-out run.
+    assert metric_view.value("cron_jobs", job_type="extract", status="completed") == 0
+    assert metric_view.value("cron_jobs", job_type="extract") == 1
+    count, *_ = metric_view.histogram("cron_job_duration", job_type="extract")
+    assert count == 1  # its duration is still recorded
     scheduler.shutdown(wait=True)
 
 

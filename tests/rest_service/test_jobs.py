@@ -8,6 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rest_service.crud.jobs import merge_event
+from rest_service.models import JobStatus
+from rest_service.schemas import JobEvent, JobEventKind
 from tests.rest_service.conftest import API, Running
 
 JOBS = f"{API}/job-executions"
@@ -96,13 +102,17 @@ async def test_unknown_and_malformed_ids(svc: Running) -> None:
 def _expected(events: list[dict[str, Any]]) -> dict[str, Any]:
     """What a run must look like once all its events arrived, in any order."""
     kinds = {e["kind"] for e in events}
-    rank = ["scheduled", "missed", "running", "timed_out", "completed", "failed"]
+    # timed_out is final (docs/job-lifecycle.md): a run that finishes late stays timed_out.
+    rank = ["scheduled", "missed", "skipped", "running", "completed", "cancelled", "failed",
+            "timed_out"]  # fmt: skip
     status_of = {
         "scheduled": "scheduled",
         "started": "running",
         "completed": "completed",
         "failed": "failed",
         "missed": "missed",
+        "skipped": "skipped",
+        "cancelled": "cancelled",
         "timed_out": "timed_out",
     }
     status = max((status_of[k] for k in kinds), key=rank.index)
@@ -110,7 +120,7 @@ def _expected(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "status": status,
         "started_at": times.get("started"),
-        "finished_at": times.get("completed") or times.get("failed"),
+        "finished_at": times.get("completed") or times.get("failed") or times.get("cancelled"),
     }
 
 
@@ -126,7 +136,10 @@ async def test_batch_events_any_order_any_repeat_same_rows(svc: Running) -> None
         ["scheduled", "missed"],
         ["scheduled", "missed", "started", "completed"],
         ["scheduled", "started", "timed_out", "completed"],
+        ["scheduled", "started", "timed_out", "failed"],
         ["started", "timed_out"],
+        ["scheduled", "skipped"],
+        ["scheduled", "started", "cancelled"],
     ]
     batches: list[list[dict[str, Any]]] = []
     for s_i, kinds in enumerate(sequences):
@@ -172,7 +185,7 @@ async def test_batch_events_any_order_any_repeat_same_rows(svc: Running) -> None
     # stats agree with the rows (the rollups were maintained through every re-send)
     stats = (await c.get(f"{JOBS}/stats", params={"hours": 168})).json()
     assert stats["total"] == len(expected)
-    for status in ("completed", "failed", "missed", "timed_out", "running"):
+    for status in ("completed", "failed", "missed", "skipped", "cancelled", "timed_out", "running"):
         assert stats[status] == sum(1 for e in expected.values() if e["status"] == status)
 
 
@@ -223,3 +236,46 @@ async def test_list_filters_and_stable_pagination(svc: Running) -> None:
     corr = (await c.get(JOBS, params={"correlation_id": "c0"})).json()
     assert len(corr) == 29
     assert (await c.get(JOBS, params={"status": "running"})).json() == []
+
+
+_kinds = st.sampled_from([k.value for k in JobEventKind])
+_moments = st.datetimes(
+    min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=st.just(UTC)
+)
+_texts = st.one_of(st.none(), st.text(max_size=50), st.just("x" * 10_000))
+
+
+@settings(max_examples=200)
+@given(
+    events=st.lists(st.tuples(_kinds, _moments, _texts), min_size=1, max_size=8),
+    seed=st.integers(min_value=0, max_value=2**70),
+)
+def test_one_status_whatever_the_arrival_order(
+    events: list[tuple[str, datetime, str | None]], seed: int
+) -> None:
+    """Any events of one run, in any order: one final row, and timed_out is final."""
+    parsed = [
+        JobEvent.model_validate(
+            ev("r", kind, at, n, error=error, duration_ms=7 if kind == "completed" else None)
+        )
+        for n, (kind, at, error) in enumerate(events)
+    ]
+    shuffled = list(parsed)
+    random.Random(seed).shuffle(shuffled)
+    finals = []
+    for order in (parsed, shuffled, list(reversed(parsed))):
+        state = None
+        for event in order:
+            state = merge_event(state, event, 4096)
+        assert state is not None
+        finals.append(
+            (state["status"], state["started_at"], state["finished_at"], state["scheduled_at"])
+        )
+    assert finals[0] == finals[1] == finals[2]
+    kinds = {kind for kind, _, _ in events}
+    status = finals[0][0]
+    if "timed_out" in kinds:
+        assert status == "timed_out"
+    elif "failed" in kinds:
+        assert status == "failed"
+    assert status in {s.value for s in JobStatus}

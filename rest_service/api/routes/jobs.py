@@ -94,7 +94,8 @@ async def ingest_job_events(
 ) -> JobEventBatchResult:
     """Apply lifecycle events in bulk. Idempotent and order-independent: events of a run
     may arrive in any order and any number of times and give the same row. A run's status
-    only moves up scheduled < missed < running < timed_out < completed/cancelled < failed.
+    only moves up scheduled < missed < skipped < running < completed < cancelled < failed <
+    timed_out (docs/job-lifecycle.md).
     """
     check_batch(settings, len(batch.events))
     check_not_future(
