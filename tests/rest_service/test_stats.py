@@ -179,13 +179,20 @@ async def test_queue_stats_match_random_data(svc: Running) -> None:
     for name, got in stats.items():
         mine = [x for x in rows if x["queue"] == name]
         day = [x for x in mine if x["at"] >= now - timedelta(hours=24)]
-        assert got["total_messages"] == len(mine)
-        assert got["pushed"] == sum(x["direction"] == "push" for x in mine)
-        assert got["popped"] == sum(x["direction"] == "pop" for x in mine)
-        assert got["messages_last_hour"] == sum(x["at"] >= now - timedelta(hours=1) for x in mine)
-        assert got["messages_last_24h"] == len(day)
-        assert got["by_type"] == dict(Counter(x["type"] for x in day))
-        assert got["by_source"] == dict(Counter(x["source"] or "unknown" for x in day))
+        pushes = [x for x in mine if x["direction"] == "push"]
+        pops = [x for x in mine if x["direction"] == "pop"]
+        day_pushes = [x for x in day if x["direction"] == "push"]
+        hour_ago = now - timedelta(hours=1)
+        # the plan's names count messages, that is pushes (issue 17 §3); pops on their own
+        assert got["total_messages"] == got["pushed"] == len(pushes)
+        assert got["popped"] == len(pops)
+        assert got["messages_last_hour"] == sum(x["at"] >= hour_ago for x in pushes)
+        assert got["messages_last_24h"] == len(day_pushes)
+        assert got["pops_last_hour"] == sum(x["at"] >= hour_ago for x in pops)
+        assert got["pops_last_24h"] == sum(x["at"] >= now - timedelta(hours=24) for x in pops)
+        assert got["in_flight"] == max(0, len(pushes) - len(pops))
+        assert got["by_type"] == dict(Counter(x["type"] for x in day_pushes))
+        assert got["by_source"] == dict(Counter(x["source"] or "unknown" for x in day_pushes))
         assert got["by_direction"] == dict(Counter(x["direction"] for x in day))
 
 

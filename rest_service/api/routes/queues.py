@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from rest_service.api.body import body_spec, parse_json_body
 from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
@@ -31,17 +31,49 @@ router = APIRouter(prefix="/queue-stats", tags=["queues"], responses=ERROR_RESPO
 Text128 = Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_NUL)]
 
 
-@router.get("", response_model=list[QueueStats], dependencies=[ReadAuth])
-async def queue_stats(db: DbDep, settings: SettingsDep) -> list[QueueStats]:
-    """Per queue (configured QUEUE_NAMES plus every queue seen in the data): totals, last
-    hour, last 24 h by type, source and direction. Computed in SQL from hourly rollups."""
-    return await crud.queue_stats(db, settings.queue_names)
+#: Stats are paged: a deployment with thousands of queue names (one per user, say) must
+#: not turn one request into seconds of work (issue 10 §5).
+StatsLimit = Annotated[int, Query(ge=1, le=1000, description="Queues per page, in name order.")]
+StatsOffset = Annotated[int, Query(ge=0, le=10_000_000)]
+TOTAL_HEADER = "X-Total-Count"
+
+
+@router.get(
+    "",
+    response_model=list[QueueStats],
+    dependencies=[ReadAuth],
+    responses={200: {"headers": {TOTAL_HEADER: {"description": "Queues in all."}}}},
+)
+async def queue_stats(
+    db: DbDep,
+    settings: SettingsDep,
+    response: Response,
+    limit: StatsLimit = 100,
+    offset: StatsOffset = 0,
+) -> list[QueueStats]:
+    """Per queue (configured QUEUE_NAMES plus every queue seen in the data), a page in name
+    order: messages pushed (all retained time, last hour, last 24 h by type and source),
+    pops and in-flight separately. One SQL statement over the hourly rollups; the number
+    of queues in all is in the X-Total-Count header."""
+    stats, total = await crud.queue_stats(db, settings.queue_names, limit=limit, offset=offset)
+    response.headers[TOTAL_HEADER] = str(total)
+    return stats
 
 
 @router.get("/current", response_model=list[QueueCurrent], dependencies=[ReadAuth])
-async def queue_current(db: DbDep, settings: SettingsDep, live: LiveDep) -> list[QueueCurrent]:
-    """Live length and oldest-message age from Redis (503 when Redis is unreachable)."""
-    names = await crud.known_queue_names(db, settings.queue_names)
+async def queue_current(
+    db: DbDep,
+    settings: SettingsDep,
+    live: LiveDep,
+    response: Response,
+    limit: StatsLimit = 100,
+    offset: StatsOffset = 0,
+) -> list[QueueCurrent]:
+    """Live length and oldest-message age from Redis (503 when Redis is unreachable), for a
+    page of queue names in name order (X-Total-Count: queues in all)."""
+    async with db.session() as session:
+        names, total = await crud.queue_names_page(session, settings.queue_names, limit, offset)
+    response.headers[TOTAL_HEADER] = str(total)
     return await live.current(names)
 
 
