@@ -48,6 +48,8 @@ MAX_TEXT_FILTER = 128
 #: Queue cards on the Queues page: the configured queues, then the busiest others; the
 #: rest are counted ("N more") and reachable through the queue filter.
 MAX_QUEUE_CARDS = 12
+#: ... counted up to this many (one index probe each), then "N+ more".
+MAX_QUEUES_COUNTED = 1000
 
 #: No script may run on these pages: they need none, and this turns any escaping mistake
 #: into a blocked script rather than an XSS.
@@ -400,10 +402,13 @@ async def queues_page(
         error = str(exc)
         f_hours, f_queue, f_user, f_cid, f_dir, f_page = 24, None, None, None, None, 1
     async with db.session() as dbs:
-        names, total_queues = await queues_crud.busiest_queue_names(
+        names = await queues_crud.busiest_queue_names(
             dbs, ctx.settings.queue_names, MAX_QUEUE_CARDS, utcnow()
         )
         stats = await queues_crud.stats_for(dbs, names, utcnow())
+        total_queues, capped = await queues_crud.count_queue_names(
+            dbs, ctx.settings.queue_names, MAX_QUEUES_COUNTED
+        )
     live_error = None
     live: list[Any] = []
     live_queues: LiveQueues = request.app.state.live_queues
@@ -447,6 +452,7 @@ async def queues_page(
         error=error,
         queue_names=choices,
         more_queues=max(0, total_queues - len(names)),
+        more_queues_capped=capped,
         hour_choices=HOUR_CHOICES,
         f={
             "queue": f_queue,

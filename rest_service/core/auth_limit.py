@@ -102,9 +102,11 @@ class ProxyTrust:
 def _normalise(hop: str) -> str:
     """One spelling per address (``::FFFF:1.2.3.4`` and friends), bounded in length."""
     try:
-        return str(ipaddress.ip_address(hop))
+        addr = ipaddress.ip_address(hop)
     except ValueError:
         return hop[:64]
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped or addr)
 
 
 def proxy_trust(request: Request) -> ProxyTrust:

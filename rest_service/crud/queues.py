@@ -25,15 +25,14 @@ import asyncpg
 import orjson
 from sqlalchemy import (
     BigInteger,
-    String,
     and_,
     case,
     func,
     literal,
     or_,
     select,
+    text,
     true,
-    union,
     union_all,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -296,47 +295,65 @@ async def list_messages(
         return list((await session.execute(stmt)).scalars().all())
 
 
-async def known_queue_names(
-    db: Database, configured: Iterable[str], session: AsyncSession | None = None
-) -> list[str]:
-    """Configured queues plus every queue that appears in the rollup table (all of them:
-    for a bounded list use ``queue_names_page``)."""
-    stmt = select(R.c.queue_name).distinct()
-    if session is None:
-        async with db.session() as own:
-            found = (await own.execute(stmt)).scalars().all()
-    else:
-        found = (await session.execute(stmt)).scalars().all()
-    return sorted(set(configured) | set(found))
+#: Distinct queue names by a skip scan of the (queue_name, created_at) index: one index
+#: probe per name, stopping after :limit names, instead of reading every row (the rollup's
+#: key starts with the hour, so it has no such index; retention trims the raw table and
+#: the rollup at the same boundary, so both hold the same names). The configured names
+#: are merged in SQL so that the order is the database's collation throughout. Works as
+#: written on SQLite and Postgres.
+_WALK = """
+WITH RECURSIVE walk(name, n) AS (
+    SELECT (SELECT queue_name FROM queue_message_logs WHERE queue_name > :after
+            ORDER BY queue_name LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT q.queue_name FROM queue_message_logs AS q WHERE q.queue_name > walk.name
+            ORDER BY q.queue_name LIMIT 1), walk.n + 1
+    FROM walk WHERE walk.name IS NOT NULL AND walk.n < :limit
+), names AS (
+    SELECT name FROM walk WHERE name IS NOT NULL{configured}
+)
+"""
+_CONFIGURED = (
+    " UNION SELECT CAST(:c{i} AS VARCHAR(128))"
+    " WHERE CAST(:c{i} AS VARCHAR(128)) > CAST(:after AS VARCHAR(128))"
+)
 
 
-def _names_union(configured: Iterable[str]) -> Any:
-    """Every queue name: the rollup's, plus the configured ones (deduplicated by UNION)."""
-    parts: list[Any] = [select(R.c.queue_name.label("name"))]
-    parts += [select(literal(name, String()).label("name")) for name in sorted(set(configured))]
-    return union(*parts).subquery("names")
+def _names_sql(configured: Iterable[str], tail: str) -> tuple[Any, dict[str, Any]]:
+    wanted = sorted(set(configured))
+    params = {f"c{i}": name for i, name in enumerate(wanted)}
+    extra = "".join(_CONFIGURED.format(i=i) for i in range(len(wanted)))
+    return text(_WALK.format(configured=extra) + tail), params
 
 
 async def queue_names_page(
-    session: AsyncSession, configured: Iterable[str], limit: int, offset: int
-) -> tuple[list[str], int]:
-    """One page of queue names in name order, and how many there are in all (SQL)."""
-    names = _names_union(configured)
-    total = int(await session.scalar(select(func.count()).select_from(names)) or 0)
-    rows = await session.execute(
-        select(names.c.name).order_by(names.c.name).limit(limit).offset(offset)
-    )
-    return [str(n) for n in rows.scalars().all()], total
+    session: AsyncSession, configured: Iterable[str], limit: int, after: str = ""
+) -> tuple[list[str], bool]:
+    """Up to ``limit`` queue names (configured ones included) after ``after`` in name
+    order, and whether more follow. Costs ``limit`` index probes, whatever the number of
+    queues (keyset paging: a page never skips or repeats a name while queues appear)."""
+    stmt, params = _names_sql(configured, "SELECT name FROM names ORDER BY name LIMIT :limit")
+    rows = await session.execute(stmt, {**params, "after": after, "limit": limit + 1})
+    names = [str(n) for n in rows.scalars().all()]
+    return names[:limit], len(names) > limit
+
+
+async def count_queue_names(
+    session: AsyncSession, configured: Iterable[str], cap: int
+) -> tuple[int, bool]:
+    """How many queue names there are, counting at most ``cap`` (and whether it stopped
+    there): a bounded cost for a page that only says "N more"."""
+    stmt, params = _names_sql(configured, "SELECT count(*) FROM names")
+    n = int(await session.scalar(stmt, {**params, "after": "", "limit": cap + 1}) or 0)
+    return min(n, cap), n > cap
 
 
 async def busiest_queue_names(
     session: AsyncSession, configured: Sequence[str], limit: int, now: datetime
-) -> tuple[list[str], int]:
+) -> list[str]:
     """The configured queues, then the others with the most pushes in about the last 24 h
-    (whole rollup hours: this only orders the list), up to ``limit`` names; and the total
-    number of queue names. For pages that cannot show every queue."""
-    names = _names_union(configured)
-    total = int(await session.scalar(select(func.count()).select_from(names)) or 0)
+    (whole rollup hours, through the rollup's hour-first key: this only orders the
+    list), up to ``limit`` names. For pages that cannot show every queue."""
     chosen = list(dict.fromkeys(configured))[:limit]
     room = limit - len(chosen)
     if room > 0:
@@ -353,7 +370,7 @@ async def busiest_queue_names(
             .limit(room)
         )
         chosen += [str(n) for n in rows.scalars().all()]
-    return chosen, total
+    return chosen
 
 
 def _window_rows(names: Sequence[str], now: datetime) -> Any:
@@ -474,10 +491,10 @@ async def queue_stats(
     now: datetime | None = None,
     *,
     limit: int = 1000,
-    offset: int = 0,
-) -> tuple[list[QueueStats], int]:
-    """A page of per-queue stats in name order, and the number of queues in all."""
+    after: str = "",
+) -> tuple[list[QueueStats], bool]:
+    """A page of per-queue stats in name order (after ``after``), and whether more follow."""
     now = now or utcnow()
     async with db.session() as session:
-        names, total = await queue_names_page(session, configured, limit, offset)
-        return await stats_for(session, names, now), total
+        names, more = await queue_names_page(session, configured, limit, after)
+        return await stats_for(session, names, now), more
