@@ -36,7 +36,7 @@ HEALTH_ALONE = 300
 ROUTES = {
     "queue_stats (page of 100)": "/api/v1/queue-stats",
     "queue_stats (page of 1000)": "/api/v1/queue-stats?limit=1000",
-    "queue_stats (last page)": "/api/v1/queue-stats?limit=100&offset=9950",
+    "queue_stats (a later page)": "/api/v1/queue-stats?limit=100&after=queue-9950",
     "job_stats (10k types)": "/api/v1/job-executions/stats",
     "admin queues page": "/admin/queues",
 }
