@@ -213,7 +213,13 @@ class JobStats(JobTypeStats):
         description="false when the window held more finished runs than "
         "EXACT_PERCENTILE_LIMIT and the p95 was read from the hourly histogram (<5% error).",
     )
-    by_type: dict[str, JobTypeStats] = Field(default_factory=dict)
+    by_type: dict[str, JobTypeStats] = Field(
+        default_factory=dict, description="The types_limit job types with the most runs."
+    )
+    types_total: int = Field(default=0, description="Job types with runs in the window.")
+    other_types: int = Field(
+        default=0, description="Job types with runs in the window left out of by_type."
+    )
 
 
 class QueueMessagePublic(BaseModel):

@@ -412,3 +412,42 @@ async def test_stats_routes_never_5xx_on_hostile_parameters(
         assert set(locs) <= {"limit", "after", "offset", "hours", "queue_name"}, locs
     if r.status_code == 200:
         assert isinstance(r.json(), list)
+
+
+async def test_job_stats_break_down_the_busiest_types_and_count_the_rest(svc: Running) -> None:
+    """600 job types, type i with 1 + i % 4 runs: by_type holds the types_limit busiest
+    (ties by name), other_types the rest, and the totals still cover every run."""
+    now = datetime.now(UTC)
+    events = []
+    expected: dict[str, int] = {}
+    for i in range(600):
+        jt = f"type-{i:04d}"
+        expected[jt] = 1 + i % 4
+        for k in range(expected[jt]):
+            run = f"r{i}-{k}"
+            at = (now - timedelta(minutes=5 + k)).isoformat()
+            events.append({"event_id": f"{run}-s", "run_id": run, "job_id": jt,
+                           "job_type": jt, "kind": "started", "at": at})  # fmt: skip
+            events.append({"event_id": f"{run}-c", "run_id": run, "job_id": jt,
+                           "job_type": jt, "kind": "completed", "at": at,
+                           "duration_ms": 100 + k})  # fmt: skip
+    for start in range(0, len(events), 1000):
+        r = await svc.client.post(
+            f"{API}/job-executions/events", json={"events": events[start : start + 1000]}
+        )
+        assert r.status_code == 200, r.text
+    r = await svc.client.get(f"{API}/job-executions/stats", params={"types_limit": 50})
+    assert r.status_code == 200, r.text
+    stats = r.json()
+    busiest = sorted(expected, key=lambda jt: (-expected[jt], jt))[:50]
+    assert set(stats["by_type"]) == set(busiest)
+    assert all(stats["by_type"][jt]["completed"] == expected[jt] for jt in busiest)
+    assert stats["types_total"] == 600 and stats["other_types"] == 550
+    assert stats["total"] == stats["completed"] == sum(expected.values())
+    default = (await svc.client.get(f"{API}/job-executions/stats")).json()
+    assert len(default["by_type"]) == 100 and default["other_types"] == 500
+    for bad in ("0", "1001", str(2**70), "\udcff"):
+        r = await svc.client.get(
+            f"{API}/job-executions/stats?types_limit={quote(bad, errors='surrogatepass')}"
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "types_limit"
