@@ -348,7 +348,11 @@ async def jobs_page(
         rows=rows,
         error=error,
         job_types=job_types,
-        statuses=[s.value for s in JobStatus],
+        # no "scheduled" choice: the library creates a run's row when it starts, never for
+        # an upcoming run, so that filter would always be empty (issue 17 §3); the next
+        # expected runs belong to the cron monitors. API clients that create runs ahead
+        # with POST /job-executions still filter them with ?status=scheduled.
+        statuses=[s.value for s in JobStatus if s is not JobStatus.SCHEDULED],
         hour_choices=HOUR_CHOICES,
         f={"job_type": f_type, "status": f_status, "hours": f_hours, "correlation_id": f_cid},
         page=f_page,

@@ -343,6 +343,10 @@ async def test_admin_links_encode_ids_and_skip_ids_the_correlation_page_refuses(
             assert "/admin/correlation/ok-id_1.2%3A3" in links
             assert all(".." not in h.split("?")[0] for h in _hrefs(page.text)), links
             assert "../../api/v1/queue-stats" in page.text  # shown as text, not a link
+    # issue 17 §3: no upcoming-run rows exist, so the jobs filter offers no "scheduled"
+    jobs_page = await c.get("/admin/jobs")
+    assert '<option value="scheduled"' not in jobs_page.text
+    assert '<option value="completed"' in jobs_page.text
     ok = await c.get("/admin/correlation/ok-id_1.2%3A3")
     assert ok.status_code == 200 and "ok-id_1.2:3" in ok.text
     for cid in ("%2E%2E", "sp%20ace", "x%3Fy"):
@@ -369,7 +373,18 @@ def test_path_segment_is_one_segment_and_round_trips(value: str) -> None:
 
 @given(
     params=st.dictionaries(
-        st.sampled_from(["queue", "user_id", "correlation_id", "direction", "hours", "page"]),
+        st.sampled_from(
+            [
+                "queue",
+                "user_id",
+                "correlation_id",
+                "direction",
+                "hours",
+                "page",
+                "job_type",
+                "status",
+            ]
+        ),
         st.one_of(
             st.text(max_size=200),
             st.sampled_from(["\udcff", "\x00", "../..", "-1", "99999999999999999999999"]),
@@ -391,8 +406,9 @@ async def test_admin_queue_pages_never_5xx_on_hostile_input(
     if "admin_session" not in str(c.cookies) and not c.cookies:
         await _login(c)
     query = "&".join(f"{k}={quote(v, safe='', errors='surrogatepass')}" for k, v in params.items())
-    page = await c.get(f"/admin/queues?{query}")
-    assert page.status_code == 200, (params, page.text[:300])
+    for path in ("/admin/queues", "/admin/jobs"):
+        page = await c.get(f"{path}?{query}")
+        assert page.status_code == 200, (path, params, page.text[:300])
     r = await c.get("/admin/correlation/" + quote(cid, safe="", errors="surrogatepass"))
     # 303: httpx itself resolves "/.." before sending; 307: a trailing slash
     assert r.status_code in (200, 303, 307, 404), (cid, r.status_code)

@@ -390,11 +390,21 @@ def _raw_query(params: dict[str, str]) -> str:
 
 @given(
     params=hs.dictionaries(
-        hs.sampled_from(["limit", "after", "offset", "hours", "queue_name"]),
+        hs.sampled_from(
+            [
+                "limit",
+                "after",
+                "offset",
+                "hours",
+                "queue_name",
+                "types_limit",
+                "stuck_after_minutes",
+            ]
+        ),
         HOSTILE_TEXT,
         max_size=3,
     ),
-    path=hs.sampled_from(["/queue-stats", "/queue-stats/current"]),
+    path=hs.sampled_from(["/queue-stats", "/queue-stats/current", "/job-executions/stats"]),
 )
 @settings(
     max_examples=60,
@@ -409,9 +419,12 @@ async def test_stats_routes_never_5xx_on_hostile_parameters(
     assert r.status_code in (200, 422, 503), (params, r.status_code, r.text)
     if r.status_code == 422:
         locs = [d["loc"][-1] for d in r.json()["detail"]]
-        assert set(locs) <= {"limit", "after", "offset", "hours", "queue_name"}, locs
+        assert set(locs) <= {
+            "limit", "after", "offset", "hours", "queue_name", "types_limit",
+            "stuck_after_minutes",
+        }, locs  # fmt: skip
     if r.status_code == 200:
-        assert isinstance(r.json(), list)
+        assert isinstance(r.json(), dict if path.startswith("/job") else list)
 
 
 async def test_job_stats_break_down_the_busiest_types_and_count_the_rest(svc: Running) -> None:
