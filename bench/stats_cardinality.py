@@ -12,11 +12,17 @@ hourly rollups are rebuilt and the tables ANALYZEd. /health is first timed alone
 calls /health back to back, and both p95s are printed. The ratio is the worst /health
 p95 during a stats route over /health's p95 alone: the event loop's stall, not the stats
 routes' own speed (their p95s are printed next to it).
+
+``STATS_BENCH_SERVICE_SRC=DIR`` serves the rest_service package found in DIR instead
+(e.g. ``git archive <commit> rest_service | tar -x -C DIR``) to measure an older version
+on the same data; ``STATS_BENCH_REQUESTS`` sets REQUESTS (an old version may need
+seconds per call). Routes that version does not know (422) are reported and skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import statistics
 import time
@@ -30,7 +36,7 @@ from bench.stats_scaling import rebuild_rollups
 
 NAMES = 10_000
 ROWS = 200_000
-REQUESTS = 30
+REQUESTS = int(os.environ.get("STATS_BENCH_REQUESTS", "30"))
 HEALTH_ALONE = 300
 
 ROUTES = {
@@ -118,8 +124,9 @@ async def health_alone(url: str) -> float:
     return p95(samples)
 
 
-async def route_with_health(url: str, path: str) -> tuple[float, float, int, int]:
-    """(route p95 ms, /health p95 ms meanwhile, response bytes, /health calls)."""
+async def route_with_health(url: str, path: str) -> tuple[float, float, int, int] | None:
+    """(route p95 ms, /health p95 ms meanwhile, response bytes, /health calls); None when
+    the service does not know the route's parameters (422)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with (
         httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client,
@@ -127,7 +134,11 @@ async def route_with_health(url: str, path: str) -> tuple[float, float, int, int
     ):
         if path.startswith("/admin"):
             await admin_login(client)
-        for _ in range(3):
+        first = await client.get(path)
+        if first.status_code == 422:
+            return None
+        first.raise_for_status()
+        for _ in range(2):
             (await client.get(path)).raise_for_status()
         done = asyncio.Event()
         health: list[float] = []
@@ -153,10 +164,14 @@ async def route_with_health(url: str, path: str) -> tuple[float, float, int, int
 
 
 async def measure(url: str) -> dict[str, tuple[float, float, int, int]]:
-    out = {}
+    out: dict[str, tuple[float, float, int, int]] = {}
     for name, path in ROUTES.items():
-        out[name] = await route_with_health(url, path)
-        route, health, size, calls = out[name]
+        got = await route_with_health(url, path)
+        if got is None:
+            print(f"  {name}: not supported by this version (422), skipped", flush=True)
+            continue
+        out[name] = got
+        route, health, size, calls = got
         print(
             f"  {name}: p95 {route:.1f} ms ({size / 1024:.0f} KiB); "
             f"/health meanwhile p95 {health:.1f} ms over {calls} calls",
@@ -166,6 +181,10 @@ async def measure(url: str) -> dict[str, tuple[float, float, int, int]]:
 
 
 def run() -> BenchResult:
+    src = os.environ.get("STATS_BENCH_SERVICE_SRC")
+    if src:
+        # ``python -m uvicorn`` puts its working directory first on sys.path
+        os.chdir(src)
     with rest_service_on_postgres() as svc:
         asyncio.run(fill(svc.dsn))
         asyncio.run(rebuild_rollups(svc.database_url))
