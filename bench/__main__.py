@@ -22,6 +22,7 @@ ALL = [
     "ingest_throughput",
     "stats_scaling",
     "event_cost",
+    "stats_cardinality",
 ]
 
 

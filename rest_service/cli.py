@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        get_settings().check_startable()
+        settings = get_settings()
+        settings.check_startable()
         AdminSettings.from_env()  # a bad admin value fails here, not at the first page view
     except (RuntimeError, ValueError) as exc:
         print(f"rest-service: {exc}", file=sys.stderr)
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         http="httptools",
         log_level=args.log_level,
         access_log=False,  # otel_assist's middleware writes the access log as JSON
+        # uvicorn believes X-Forwarded-For from loopback unless told otherwise; only the
+        # operator's TRUSTED_PROXIES may set the client address (default: nobody)
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
     return 0
 

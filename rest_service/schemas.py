@@ -251,7 +251,13 @@ class JobStats(JobTypeStats):
         description="false when the window held more finished runs than "
         "EXACT_PERCENTILE_LIMIT and the p95 was read from the hourly histogram (<5% error).",
     )
-    by_type: dict[str, JobTypeStats] = Field(default_factory=dict)
+    by_type: dict[str, JobTypeStats] = Field(
+        default_factory=dict, description="The types_limit job types with the most runs."
+    )
+    types_total: int = Field(default=0, description="Job types with runs in the window.")
+    other_types: int = Field(
+        default=0, description="Job types with runs in the window left out of by_type."
+    )
 
 
 class QueueMessagePublic(BaseModel):
@@ -274,15 +280,27 @@ class QueueMessagePublic(BaseModel):
 
 
 class QueueStats(BaseModel):
+    """One queue's history counts. The plan's names count messages, that is pushes; pops
+    and what is still in flight are given separately (issue 17 §3)."""
+
     queue_name: str
-    total_messages: int = Field(description="Logged events, pushes and pops, all retained time.")
-    pushed: int
-    popped: int
-    messages_last_hour: int
-    messages_last_24h: int
-    by_type: dict[str, int] = Field(description="Last 24 h.")
-    by_source: dict[str, int] = Field(description="Last 24 h; 'unknown' when absent.")
-    by_direction: dict[str, int] = Field(description="Last 24 h.")
+    total_messages: int = Field(description="Messages pushed, all retained time.")
+    messages_last_hour: int = Field(description="Messages pushed in the last hour.")
+    messages_last_24h: int = Field(description="Messages pushed in the last 24 h.")
+    by_type: dict[str, int] = Field(description="Messages pushed in the last 24 h, by type.")
+    by_source: dict[str, int] = Field(
+        description="Messages pushed in the last 24 h, by source ('unknown' when absent)."
+    )
+    pushed: int = Field(description="Same as total_messages (kept for older clients).")
+    popped: int = Field(description="Pops logged, all retained time.")
+    pops_last_hour: int = Field(default=0, description="Pops logged in the last hour.")
+    pops_last_24h: int = Field(default=0, description="Pops logged in the last 24 h.")
+    in_flight: int = Field(
+        default=0,
+        description="Pushes minus pops over the retained history, never below 0 (the live "
+        "queue length is /queue-stats/current).",
+    )
+    by_direction: dict[str, int] = Field(description="Pushes and pops in the last 24 h.")
 
 
 class QueueCurrent(BaseModel):

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2.filters import do_urlencode
 
 from otel_assist.metrics import record_memory_operation
 from rest_service.admin import grafana, presentation, queries
@@ -29,6 +30,7 @@ from rest_service.admin.session import (
     same_origin,
 )
 from rest_service.admin.settings import AdminSettings
+from rest_service.core import ids
 from rest_service.core.auth_limit import record_failure, refuse_if_blocked
 from rest_service.core.config import Settings
 from rest_service.core.db import Database, utcnow
@@ -43,6 +45,11 @@ HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 50
 HOUR_CHOICES = (1, 6, 24, 72, 168)
 MAX_TEXT_FILTER = 128
+#: Queue cards on the Queues page: the configured queues, then the busiest others; the
+#: rest are counted ("N more") and reachable through the queue filter.
+MAX_QUEUE_CARDS = 12
+#: ... counted up to this many (one index probe each), then "N+ more".
+MAX_QUEUES_COUNTED = 1000
 
 #: No script may run on these pages: they need none, and this turns any escaping mistake
 #: into a blocked script rather than an XSS.
@@ -76,10 +83,29 @@ _env.filters.update(
 def link(path: str, **params: Any) -> str:
     """``path?query`` with empty parameters left out (templates build filter links)."""
     kept = {k: v for k, v in params.items() if v is not None and v != ""}
-    return f"{path}?{urlencode(kept)}" if kept else path
+    return f"{path}?{urlencode(kept, errors='surrogatepass')}" if kept else path
+
+
+def correlation_href(cid: object) -> str | None:
+    """The correlation page of ``cid``, or None for an id that page would refuse (stored
+    before ingest checked the charset): such ids are shown as text, never as a link."""
+    if not ids.is_valid_correlation_id(cid):
+        return None
+    return "/admin/correlation/" + ids.path_segment(cid)
+
+
+def _urlencode(value: Any) -> str:
+    """Jinja's ``urlencode``, except that a string is encoded as one path segment (``/``
+    too): the templates put ids into paths with it, where Jinja's own keeps ``/``."""
+    if isinstance(value, str):
+        return ids.path_segment(value)
+    return str(do_urlencode(value))
 
 
 _env.globals["link"] = link
+_env.globals["correlation_href"] = correlation_href
+_env.filters["urlencode"] = _urlencode
+_env.filters["segment"] = ids.path_segment
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -322,7 +348,11 @@ async def jobs_page(
         rows=rows,
         error=error,
         job_types=job_types,
-        statuses=[s.value for s in JobStatus],
+        # no "scheduled" choice: the library creates a run's row when it starts, never for
+        # an upcoming run, so that filter would always be empty (issue 17 §3); the next
+        # expected runs belong to the cron monitors. API clients that create runs ahead
+        # with POST /job-executions still filter them with ?status=scheduled.
+        statuses=[s.value for s in JobStatus if s is not JobStatus.SCHEDULED],
         hour_choices=HOUR_CHOICES,
         f={"job_type": f_type, "status": f_status, "hours": f_hours, "correlation_id": f_cid},
         page=f_page,
@@ -375,7 +405,14 @@ async def queues_page(
     except FilterError as exc:
         error = str(exc)
         f_hours, f_queue, f_user, f_cid, f_dir, f_page = 24, None, None, None, None, 1
-    names = await queues_crud.known_queue_names(db, ctx.settings.queue_names)
+    async with db.session() as dbs:
+        names = await queues_crud.busiest_queue_names(
+            dbs, ctx.settings.queue_names, MAX_QUEUE_CARDS, utcnow()
+        )
+        stats = await queues_crud.stats_for(dbs, names, utcnow())
+        total_queues, capped = await queues_crud.count_queue_names(
+            dbs, ctx.settings.queue_names, MAX_QUEUES_COUNTED
+        )
     live_error = None
     live: list[Any] = []
     live_queues: LiveQueues = request.app.state.live_queues
@@ -383,7 +420,6 @@ async def queues_page(
         live = await live_queues.current(names)
     except UnavailableError as exc:
         live_error = str(exc)
-    stats = await queues_crud.queue_stats(db, ctx.settings.queue_names)
     charts = [
         (
             s.queue_name,
@@ -392,6 +428,7 @@ async def queues_page(
         )
         for s in stats
     ]
+    choices = names if f_queue is None or f_queue in names else [*names, f_queue]
     rows: list[Any] = []
     has_next = False
     if error is None:
@@ -417,7 +454,9 @@ async def queues_page(
         charts=charts,
         rows=rows,
         error=error,
-        queue_names=names,
+        queue_names=choices,
+        more_queues=max(0, total_queues - len(names)),
+        more_queues_capped=capped,
         hour_choices=HOUR_CHOICES,
         f={
             "queue": f_queue,
@@ -439,13 +478,13 @@ async def correlation_page(
     request: Request, session: SessionDep, correlation_id: str
 ) -> HTMLResponse:
     ctx = _ctx(request)
-    if not grafana.valid_correlation_id(correlation_id):
+    if not ids.is_valid_correlation_id(correlation_id):
         return render(
             request,
             "not_found.html",
             session,
             status_code=404,
-            what="correlation id (letters, digits and . _ : - only)",
+            what=f"correlation id ({ids.CORRELATION_ID_RULE})",
             back="/admin/queues",
         )
     db = _db(request)

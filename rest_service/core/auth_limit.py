@@ -13,6 +13,7 @@ with several uvicorn workers each enforces its own limit.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -65,10 +66,63 @@ class FailedAuthLimiter:
             self._windows.popitem(last=False)
 
 
+class ProxyTrust:
+    """Which peers may tell us the client's address (``TRUSTED_PROXIES``; default none).
+
+    Behind a trusted proxy the client is the rightmost X-Forwarded-For hop that is not
+    itself a trusted proxy: every proxy appends the address it saw, so entries to the left
+    of the last untrusted hop were written by the client and are ignored. Any other peer's
+    X-Forwarded-For is ignored entirely. uvicorn would otherwise trust it from loopback by
+    default, which let one client rotate the header to escape the failed-auth limit
+    (issue 10 §6); ``rest-service serve`` hands uvicorn the same list.
+    """
+
+    def __init__(self, entries: list[str]) -> None:
+        self.networks = [ipaddress.ip_network(e, strict=False) for e in entries]
+
+    def trusts(self, host: str) -> bool:
+        if not self.networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr.version == n.version and addr in n for n in self.networks)
+
+    def client(self, peer: str, forwarded_for: list[str]) -> str:
+        if not self.trusts(peer):
+            return peer
+        hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return _normalise(hop)
+        return _normalise(hops[0]) if hops else peer
+
+
+def _normalise(hop: str) -> str:
+    """One spelling per address (``::FFFF:1.2.3.4`` and friends), bounded in length."""
+    try:
+        addr = ipaddress.ip_address(hop)
+    except ValueError:
+        return hop[:64]
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped or addr)
+
+
+def proxy_trust(request: Request) -> ProxyTrust:
+    trust: ProxyTrust | None = getattr(request.app.state, "proxy_trust", None)
+    if trust is None:
+        settings = getattr(request.app.state, "settings", None)
+        trust = ProxyTrust(list(getattr(settings, "trusted_proxies", None) or []))
+        request.app.state.proxy_trust = trust
+    return trust
+
+
 def client_address(request: Request) -> str:
-    """The peer address (uvicorn puts the proxy's X-Forwarded-For here when it is trusted
-    with ``--forwarded-allow-ips``)."""
-    return request.client.host if request.client else "unknown"
+    """The address the failed-auth limit counts: the peer, or behind a trusted proxy the
+    client it forwarded for (see ``ProxyTrust``)."""
+    peer = request.client.host if request.client else "unknown"
+    return proxy_trust(request).client(peer, request.headers.getlist("x-forwarded-for"))
 
 
 def limiter_for(request: Request) -> FailedAuthLimiter | None:

@@ -7,6 +7,7 @@ dump in a log cannot leak them.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
         description="Failed token checks per client address and window before 429 (0: off).",
     )
     auth_failure_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (comma-separated, e.g. 10.0.0.5,172.18.0.0/16) "
+        "of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed. "
+        "Default: none, so a client cannot pick the address the failed-auth limit counts.",
+    )
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=1000, ge=1, le=100_000)
@@ -89,6 +96,23 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_trusted_proxies(cls, value: object) -> object:
+        """``TRUSTED_PROXIES=10.0.0.5, 172.18.0.0/16``; each entry must parse as an address
+        or network, so a typo fails at startup instead of trusting nothing (or everything)."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                try:
+                    ipaddress.ip_network(str(entry), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"TRUSTED_PROXIES: {str(entry)[:64]!r} is not an IP address or network"
+                    ) from None
         return value
 
     @property

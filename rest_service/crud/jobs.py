@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import BigInteger, and_, func, literal, select, text, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -416,56 +416,66 @@ async def job_stats(
     stuck_after_minutes: int,
     exact_percentile_limit: int,
     now: datetime | None = None,
+    types_limit: int = 100,
 ) -> JobStats:
     """Counts, average and p95 duration, per type with failures/missed/stuck, in SQL.
 
     Full hours come from ``job_hourly``/``job_duration_hourly``; the partial first hour
-    from the raw table through its (job_type|status, created_at) indexes.
+    from the raw table through its (job_type|status, created_at) indexes. Totals are
+    grouped by status alone; the per-type breakdown covers the ``types_limit`` job types
+    with the most runs (chosen in SQL), and ``other_types`` counts the rest, so thousands
+    of job types cost the database a GROUP BY, not the event loop a Python pass over
+    every type (issue 10 §5).
     """
     now = now or utcnow()
     since = now - timedelta(hours=hours)
     edge_end = hour_ceil(since)
-    per: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    edge_where = and_(T.c.created_at >= since, T.c.created_at < edge_end)
+    stuck_where = and_(
+        T.c.status == JobStatus.RUNNING.value,
+        T.c.started_at < now - timedelta(minutes=stuck_after_minutes),
+        T.c.created_at >= since,
+    )
     async with db.session() as session:
-        rollup = await session.execute(
-            select(
-                H.c.job_type,
-                H.c.status,
-                func.sum(H.c.runs),
-                func.sum(H.c.duration_count),
-                func.sum(H.c.duration_sum),
+        by_status = await _window_sums(session, edge_end, edge_where, None)
+        runs_by_type = (
+            union_all(
+                select(H.c.job_type.label("job_type"), H.c.runs.label("runs")).where(
+                    H.c.hour >= edge_end
+                ),
+                select(T.c.job_type, literal(1, BigInteger())).where(edge_where),
             )
-            .where(H.c.hour >= edge_end)
-            .group_by(H.c.job_type, H.c.status)
-        )
-        edge_where = and_(T.c.created_at >= since, T.c.created_at < edge_end)
-        edge = await session.execute(
-            select(
-                T.c.job_type,
-                T.c.status,
-                func.count(),
-                func.count(T.c.duration_ms),
-                func.coalesce(func.sum(T.c.duration_ms), 0),
+        ).subquery("runs_by_type")
+        ranked = (
+            select(runs_by_type.c.job_type, func.sum(runs_by_type.c.runs).label("n"))
+            .group_by(runs_by_type.c.job_type)
+            .having(func.sum(runs_by_type.c.runs) > 0)
+        ).subquery("ranked")
+        n_types = int(await session.scalar(select(func.count()).select_from(ranked)) or 0)
+        top = list(
+            (
+                await session.execute(
+                    select(ranked.c.job_type)
+                    .order_by(ranked.c.n.desc(), ranked.c.job_type)
+                    .limit(types_limit)
+                )
             )
-            .where(edge_where)
-            .group_by(T.c.job_type, T.c.status)
+            .scalars()
+            .all()
         )
-        for job_type, status, runs, dcount, dsum in [*rollup.all(), *edge.all()]:
-            acc = per[job_type][status]
-            acc[0] += int(runs or 0)
-            acc[1] += int(dcount or 0)
-            acc[2] += int(dsum or 0)
-        stuck_rows = await session.execute(
-            select(T.c.job_type, func.count())
-            .where(
-                T.c.status == JobStatus.RUNNING.value,
-                T.c.started_at < now - timedelta(minutes=stuck_after_minutes),
-                T.c.created_at >= since,
+        per = await _window_sums(session, edge_end, edge_where, top) if top else {}
+        stuck_total = int(await session.scalar(select(func.count()).where(stuck_where)) or 0)
+        stuck_rows = (
+            await session.execute(
+                select(T.c.job_type, func.count())
+                .where(stuck_where, T.c.job_type.in_(top))
+                .group_by(T.c.job_type)
             )
-            .group_by(T.c.job_type)
+            if top
+            else None
         )
-        stuck = {jt: int(n) for jt, n in stuck_rows.all()}
-        n_dur = sum(acc[1] for statuses in per.values() for acc in statuses.values())
+        stuck = {jt: int(n) for jt, n in stuck_rows.all()} if stuck_rows is not None else {}
+        n_dur = sum(acc[1] for acc in by_status.get("", {}).values())
         p95: float | None = None
         exact = True
         if n_dur and n_dur <= exact_percentile_limit:
@@ -475,31 +485,75 @@ async def job_stats(
             p95 = await _histogram_p95(session, since, edge_end)
 
     stats = JobStats(hours=hours, since=since)
-    total_dcount = total_dsum = 0
-    for job_type, statuses in sorted(per.items()):
-        ts = JobTypeStats()
-        dcount = dsum = 0
-        for status, (runs, dc, ds) in statuses.items():
-            if runs <= 0:
-                continue
-            ts.total += runs
-            if status in JobTypeStats.model_fields and status != "total":
-                setattr(ts, status, getattr(ts, status) + runs)
-            dcount += dc
-            dsum += ds
+    for job_type in top:
+        ts = _type_stats(per.get(job_type, {}))
         ts.stuck = stuck.get(job_type, 0)
-        ts.avg_duration_ms = dsum / dcount if dcount else None
-        if ts.total == 0:
-            continue
-        stats.by_type[job_type] = ts
-        for field in ("total", *[s.value for s in JobStatus], "stuck"):
-            setattr(stats, field, getattr(stats, field) + getattr(ts, field))
-        total_dcount += dcount
-        total_dsum += dsum
-    stats.avg_duration_ms = total_dsum / total_dcount if total_dcount else None
+        if ts.total > 0:
+            stats.by_type[job_type] = ts
+    overall = _type_stats(by_status.get("", {}))
+    for field in ("total", *[s.value for s in JobStatus]):
+        setattr(stats, field, getattr(overall, field))
+    stats.stuck = stuck_total
+    stats.avg_duration_ms = overall.avg_duration_ms
     stats.p95_duration_ms = p95
     stats.p95_exact = exact
+    stats.types_total = n_types
+    stats.other_types = max(0, n_types - len(stats.by_type))
     return stats
+
+
+def _type_stats(statuses: dict[str, list[int]]) -> JobTypeStats:
+    """A JobTypeStats from {status: [runs, duration_count, duration_sum]}."""
+    ts = JobTypeStats()
+    dcount = dsum = 0
+    for status, (runs, dc, ds) in statuses.items():
+        if runs <= 0:
+            continue
+        ts.total += runs
+        if status in JobTypeStats.model_fields and status != "total":
+            setattr(ts, status, getattr(ts, status) + runs)
+        dcount += dc
+        dsum += ds
+    ts.avg_duration_ms = dsum / dcount if dcount else None
+    return ts
+
+
+async def _window_sums(
+    session: AsyncSession, edge_end: datetime, edge_where: Any, types: list[str] | None
+) -> dict[str, dict[str, list[int]]]:
+    """{job_type: {status: [runs, duration_count, duration_sum]}} over the window, for
+    ``types`` only; with ``types=None``, all types together under the key ''."""
+    grouped = types is not None
+    out: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    rollup = select(
+        *([H.c.job_type] if grouped else []),
+        H.c.status,
+        func.sum(H.c.runs),
+        func.sum(H.c.duration_count),
+        func.sum(H.c.duration_sum),
+    ).where(H.c.hour >= edge_end)
+    edge = select(
+        *([T.c.job_type] if grouped else []),
+        T.c.status,
+        func.count(),
+        func.count(T.c.duration_ms),
+        func.coalesce(func.sum(T.c.duration_ms), 0),
+    ).where(edge_where)
+    if grouped:
+        rollup = rollup.where(H.c.job_type.in_(types)).group_by(H.c.job_type, H.c.status)
+        edge = edge.where(T.c.job_type.in_(types)).group_by(T.c.job_type, T.c.status)
+    else:
+        rollup = rollup.group_by(H.c.status)
+        edge = edge.group_by(T.c.status)
+    for row in [*(await session.execute(rollup)).all(), *(await session.execute(edge)).all()]:
+        values = tuple(row)
+        job_type = str(values[0]) if grouped else ""
+        status, runs, dcount, dsum = values[1:] if grouped else values
+        acc = out[job_type][status]
+        acc[0] += int(runs or 0)
+        acc[1] += int(dcount or 0)
+        acc[2] += int(dsum or 0)
+    return out
 
 
 async def _exact_p95(db: Database, session: AsyncSession, since: datetime, n: int) -> float | None:

@@ -17,12 +17,24 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import and_, func, select
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -283,82 +295,206 @@ async def list_messages(
         return list((await session.execute(stmt)).scalars().all())
 
 
-async def known_queue_names(
-    db: Database, configured: Iterable[str], session: AsyncSession | None = None
+#: Distinct queue names by a skip scan of the (queue_name, created_at) index: one index
+#: probe per name, stopping after :limit names, instead of reading every row (the rollup's
+#: key starts with the hour, so it has no such index; retention trims the raw table and
+#: the rollup at the same boundary, so both hold the same names). The configured names
+#: are merged in SQL so that the order is the database's collation throughout. Works as
+#: written on SQLite and Postgres.
+_WALK = """
+WITH RECURSIVE walk(name, n) AS (
+    SELECT (SELECT queue_name FROM queue_message_logs WHERE queue_name > :after
+            ORDER BY queue_name LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT q.queue_name FROM queue_message_logs AS q WHERE q.queue_name > walk.name
+            ORDER BY q.queue_name LIMIT 1), walk.n + 1
+    FROM walk WHERE walk.name IS NOT NULL AND walk.n < :limit
+), names AS (
+    SELECT name FROM walk WHERE name IS NOT NULL{configured}
+)
+"""
+_CONFIGURED = (
+    " UNION SELECT CAST(:c{i} AS VARCHAR(128))"
+    " WHERE CAST(:c{i} AS VARCHAR(128)) > CAST(:after AS VARCHAR(128))"
+)
+
+
+def _names_sql(configured: Iterable[str], tail: str) -> tuple[Any, dict[str, Any]]:
+    wanted = sorted(set(configured))
+    params = {f"c{i}": name for i, name in enumerate(wanted)}
+    extra = "".join(_CONFIGURED.format(i=i) for i in range(len(wanted)))
+    return text(_WALK.format(configured=extra) + tail), params
+
+
+async def queue_names_page(
+    session: AsyncSession, configured: Iterable[str], limit: int, after: str = ""
+) -> tuple[list[str], bool]:
+    """Up to ``limit`` queue names (configured ones included) after ``after`` in name
+    order, and whether more follow. Costs ``limit`` index probes, whatever the number of
+    queues (keyset paging: a page never skips or repeats a name while queues appear)."""
+    stmt, params = _names_sql(configured, "SELECT name FROM names ORDER BY name LIMIT :limit")
+    rows = await session.execute(stmt, {**params, "after": after, "limit": limit + 1})
+    names = [str(n) for n in rows.scalars().all()]
+    return names[:limit], len(names) > limit
+
+
+async def count_queue_names(
+    session: AsyncSession, configured: Iterable[str], cap: int
+) -> tuple[int, bool]:
+    """How many queue names there are, counting at most ``cap`` (and whether it stopped
+    there): a bounded cost for a page that only says "N more"."""
+    stmt, params = _names_sql(configured, "SELECT count(*) FROM names")
+    n = int(await session.scalar(stmt, {**params, "after": "", "limit": cap + 1}) or 0)
+    return min(n, cap), n > cap
+
+
+async def busiest_queue_names(
+    session: AsyncSession, configured: Sequence[str], limit: int, now: datetime
 ) -> list[str]:
-    """Configured queues plus every queue that appears in the (small) rollup table."""
-    stmt = select(R.c.queue_name).distinct()
-    if session is None:
-        async with db.session() as own:
-            found = (await own.execute(stmt)).scalars().all()
-    else:
-        found = (await session.execute(stmt)).scalars().all()
-    return sorted(set(configured) | set(found))
+    """The configured queues, then the others with the most pushes in about the last 24 h
+    (whole rollup hours, through the rollup's hour-first key: this only orders the
+    list), up to ``limit`` names. For pages that cannot show every queue."""
+    chosen = list(dict.fromkeys(configured))[:limit]
+    room = limit - len(chosen)
+    if room > 0:
+        pushes = func.sum(R.c.count)
+        rows = await session.execute(
+            select(R.c.queue_name)
+            .where(
+                R.c.hour >= hour_floor(now - timedelta(hours=24)),
+                R.c.direction == QueueDirection.PUSH.value,
+                R.c.queue_name.not_in(chosen) if chosen else true(),
+            )
+            .group_by(R.c.queue_name)
+            .order_by(pushes.desc(), R.c.queue_name)
+            .limit(room)
+        )
+        chosen += [str(n) for n in rows.scalars().all()]
+    return chosen
 
 
-async def _window_counts(
-    session: AsyncSession, since: datetime
-) -> dict[tuple[str, str, str, str], int]:
-    """Events since ``since`` by (queue, direction, type, source): rollup + raw edge."""
-    edge_end = hour_ceil(since)
-    counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    rollup = await session.execute(
-        select(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source, func.sum(R.c.count))
-        .where(R.c.hour >= edge_end)
+def _window_rows(names: Sequence[str], now: datetime) -> Any:
+    """One statement: per (queue, direction, type, source) of ``names``, the retained total,
+    the last 24 h and the last hour. Full hours come from the rollup, the partial first
+    hour of each window from the raw table (through its (queue_name, created_at) index)."""
+    since_day, since_hour = now - timedelta(hours=24), now - timedelta(hours=1)
+    edge_day, edge_hour = hour_ceil(since_day), hour_ceil(since_hour)
+    zero = literal(0, BigInteger())
+    rollup = (
+        select(
+            R.c.queue_name,
+            R.c.direction,
+            R.c.message_type,
+            R.c.source,
+            func.sum(R.c.count).label("total"),
+            func.sum(case((R.c.hour >= edge_day, R.c.count), else_=zero)).label("day"),
+            func.sum(case((R.c.hour >= edge_hour, R.c.count), else_=zero)).label("hour"),
+        )
+        .where(R.c.queue_name.in_(names))
         .group_by(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source)
     )
+    in_day_edge = and_(Q.c.created_at >= since_day, Q.c.created_at < edge_day)
+    in_hour_edge = and_(Q.c.created_at >= since_hour, Q.c.created_at < edge_hour)
+    one = literal(1, BigInteger())
     src = func.coalesce(Q.c.source, "")
-    edge = await session.execute(
-        select(Q.c.queue_name, Q.c.direction, Q.c.message_type, src, func.count())
-        .where(and_(Q.c.created_at >= since, Q.c.created_at < edge_end))
+    edge = (
+        select(
+            Q.c.queue_name,
+            Q.c.direction,
+            Q.c.message_type,
+            src,
+            zero,
+            func.sum(case((in_day_edge, one), else_=zero)),
+            func.sum(case((in_hour_edge, one), else_=zero)),
+        )
+        .where(Q.c.queue_name.in_(names), or_(in_day_edge, in_hour_edge))
         .group_by(Q.c.queue_name, Q.c.direction, Q.c.message_type, src)
     )
-    for qn, direction, mtype, source, n in [*rollup.all(), *edge.all()]:
-        counts[(qn, direction, mtype, source or "")] += int(n or 0)
-    return counts
+    return union_all(rollup, edge)
 
 
-async def queue_stats(
-    db: Database, configured: Iterable[str], now: datetime | None = None
-) -> list[QueueStats]:
-    """Per queue: all-time (retained) totals, last hour, last 24 h by type/source/direction."""
-    now = now or utcnow()
-    async with db.session() as session:
-        names = await known_queue_names(db, configured, session)
-        totals_rows = await session.execute(
-            select(R.c.queue_name, R.c.direction, func.sum(R.c.count)).group_by(
-                R.c.queue_name, R.c.direction
-            )
-        )
-        totals: dict[tuple[str, str], int] = {
-            (qn, d): int(n or 0) for qn, d, n in totals_rows.all()
-        }
-        day = await _window_counts(session, now - timedelta(hours=24))
-        hour = await _window_counts(session, now - timedelta(hours=1))
+@dataclass
+class _Acc:
+    """Per-queue sums while the statement's rows stream past (one pass, no rescans)."""
+
+    pushed: int = 0
+    popped: int = 0
+    pushed_day: int = 0
+    popped_day: int = 0
+    pushed_hour: int = 0
+    popped_hour: int = 0
+    by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    by_source: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+async def stats_for(session: AsyncSession, names: Sequence[str], now: datetime) -> list[QueueStats]:
+    """Stats for the given queue names (in that order), from one SQL statement.
+
+    The plan's names count messages, that is pushes: ``total_messages``,
+    ``messages_last_hour``, ``messages_last_24h``, ``by_type`` and ``by_source``. Pops
+    are given on their own, and ``in_flight`` is pushes minus pops over the retained
+    history (never below 0; Redis has the live length, see /queue-stats/current).
+    """
+    if not names:
+        return []
+    acc: dict[str, _Acc] = {name: _Acc() for name in names}
+    result = await session.execute(_window_rows(names, now))
+    for qn, direction, mtype, source, total, day, hour in result.all():
+        a = acc.get(qn)
+        if a is None:
+            continue
+        total, day, hour = int(total or 0), int(day or 0), int(hour or 0)
+        if direction == QueueDirection.PUSH.value:
+            a.pushed += total
+            a.pushed_day += day
+            a.pushed_hour += hour
+            if day:
+                a.by_type[mtype] += day
+                a.by_source[source or "unknown"] += day
+        else:
+            a.popped += total
+            a.popped_day += day
+            a.popped_hour += hour
     out = []
     for name in names:
-        by_type: dict[str, int] = defaultdict(int)
-        by_source: dict[str, int] = defaultdict(int)
-        by_direction: dict[str, int] = defaultdict(int)
-        for (qn, direction, mtype, source), n in day.items():
-            if qn != name or n == 0:
-                continue
-            by_type[mtype] += n
-            by_source[source or "unknown"] += n
-            by_direction[direction] += n
-        pushed = totals.get((name, QueueDirection.PUSH.value), 0)
-        popped = totals.get((name, QueueDirection.POP.value), 0)
+        a = acc[name]
+        by_direction = {
+            d: n
+            for d, n in (
+                (QueueDirection.PUSH.value, a.pushed_day),
+                (QueueDirection.POP.value, a.popped_day),
+            )
+            if n
+        }
         out.append(
             QueueStats(
                 queue_name=name,
-                total_messages=pushed + popped,
-                pushed=pushed,
-                popped=popped,
-                messages_last_hour=sum(n for k, n in hour.items() if k[0] == name),
-                messages_last_24h=sum(by_direction.values()),
-                by_type=dict(by_type),
-                by_source=dict(by_source),
-                by_direction=dict(by_direction),
+                total_messages=a.pushed,
+                messages_last_hour=a.pushed_hour,
+                messages_last_24h=a.pushed_day,
+                by_type=dict(a.by_type),
+                by_source=dict(a.by_source),
+                pushed=a.pushed,
+                popped=a.popped,
+                pops_last_hour=a.popped_hour,
+                pops_last_24h=a.popped_day,
+                in_flight=max(0, a.pushed - a.popped),
+                by_direction=by_direction,
             )
         )
     return out
+
+
+async def queue_stats(
+    db: Database,
+    configured: Iterable[str],
+    now: datetime | None = None,
+    *,
+    limit: int = 1000,
+    after: str = "",
+) -> tuple[list[QueueStats], bool]:
+    """A page of per-queue stats in name order (after ``after``), and whether more follow."""
+    now = now or utcnow()
+    async with db.session() as session:
+        names, more = await queue_names_page(session, configured, limit, after)
+        return await stats_for(session, names, now), more

@@ -276,3 +276,20 @@ def test_a_real_cron_failure_shows_its_traceback(admin: Tab, site: Site) -> None
     assert "Traceback (most recent call last)" in traceback
     assert "_parse_extraction" in traceback and "JSONDecodeError" in traceback
     admin.shot("job-detail-demo")
+
+
+def test_every_correlation_link_resolves_inside_its_page(admin: Tab) -> None:
+    """As the browser resolves them (dot segments, %2F): each correlation link on the
+    Queues and Jobs pages stays one segment under /admin/correlation/ (issue 10 §7)."""
+    page = admin.page
+    found = 0
+    for path in ("/admin/queues", "/admin/jobs"):
+        admin.go(path)
+        hrefs = page.eval_on_selector_all(
+            "a[href*='correlation']", "els => els.map(e => new URL(e.href).pathname)"
+        )
+        for resolved in hrefs:
+            assert resolved.startswith("/admin/correlation/"), resolved
+            assert "/" not in resolved.removeprefix("/admin/correlation/"), resolved
+        found += len(hrefs)
+    assert found > 0  # the demo's messages and runs carry correlation ids

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rest_service.app import create_app
-from rest_service.core.auth_limit import FailedAuthLimiter
+from rest_service.core.auth_limit import FailedAuthLimiter, ProxyTrust
 from rest_service.core.config import Settings
 from tests.rest_service.conftest import (
     API,
@@ -343,3 +346,138 @@ async def test_unknown_or_repeated_query_parameters_are_named_in_a_422(svc: Runn
     history = {"queue_name": "q", "user_id": 1, "hours": 1, "limit": 5, "offset": 5}
     r = await c.get("/api/v1/queue-stats/messages", params=history)
     assert r.status_code == 200, r.text
+
+
+# ----------------------------------------------------------------- proxies (issue 10 §6)
+
+
+async def _guesses(c: Any, n: int, xff: Any = None) -> Counter[int]:
+    """``n`` wrong tokens; ``xff(i)`` gives the i-th request's X-Forwarded-For."""
+    seen: Counter[int] = Counter()
+    for i in range(n):
+        headers = {"Authorization": "Bearer wrong-guess"}
+        if xff is not None:
+            headers["X-Forwarded-For"] = xff(i)
+        seen[(await c.get(JOBS, headers=headers)).status_code] += 1
+    return seen
+
+
+def _rotating(i: int) -> str:
+    return f"203.0.{i // 250}.{i % 250 + 1}"
+
+
+async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
+    sqlite_url: str,
+) -> None:
+    """Default (no TRUSTED_PROXIES): a blocked client that rotates X-Forwarded-For is still
+    one client, and stays blocked even with the right token."""
+    settings = make_settings(sqlite_url, auth_failure_limit=5, auth_failure_window_seconds=60)
+    async for running in start(settings):
+        seen = await _guesses(running.client, 60, _rotating)
+        assert seen == Counter({401: 5, 429: 55})
+        r = await running.client.get(JOBS, headers={"X-Forwarded-For": "198.51.100.9"})
+        assert r.status_code == 429
+
+
+async def test_behind_a_configured_proxy_each_forwarded_client_has_its_own_limit(
+    sqlite_url: str,
+) -> None:
+    """TRUSTED_PROXIES names the proxy (the test client's peer is 127.0.0.1): the limit
+    counts the client the proxy forwarded for; what a client writes to the left of the
+    proxy's own entry does not matter, and a request without the header counts as the
+    proxy itself."""
+    settings = make_settings(
+        sqlite_url,
+        auth_failure_limit=3,
+        auth_failure_window_seconds=60,
+        trusted_proxies=["127.0.0.0/8", "10.0.0.0/8"],
+    )
+    async for running in start(settings):
+        c = running.client
+        assert await _guesses(c, 5, lambda i: "203.0.113.7") == Counter({401: 3, 429: 2})
+        # the blocked client forging extra hops on the left is still 203.0.113.7
+        forged = await _guesses(c, 5, lambda i: f"{_rotating(i)}, 203.0.113.7")
+        assert forged == Counter({429: 5})
+        # ... also when a second trusted proxy (10.x) sits between
+        assert await _guesses(c, 2, lambda i: "1.2.3.4, 203.0.113.7, 10.1.2.3") == Counter({429: 2})
+        # other clients behind the same proxy are not affected
+        r = await c.get(JOBS, headers={"X-Forwarded-For": "198.51.100.9"})
+        assert r.status_code == 200
+        assert await _guesses(c, 3, lambda i: "198.51.100.10") == Counter({401: 3})
+        # rotating clients each get their own window: 401s, never a shared 429
+        assert await _guesses(c, 20, lambda i: f"192.0.2.{i + 1}") == Counter({401: 20})
+        # the IPv4-mapped IPv6 spelling is the same client
+        r = await c.get(JOBS, headers={"X-Forwarded-For": "::ffff:203.0.113.7"})
+        assert r.status_code == 429
+        # no header: the proxy's own address is the client
+        assert (await c.get(JOBS)).status_code == 200
+
+
+def test_trusted_proxies_setting_parses_and_refuses_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", " 10.0.0.5, 172.18.0.0/16 ,::1")
+    assert Settings().trusted_proxies == ["10.0.0.5", "172.18.0.0/16", "::1"]
+    monkeypatch.setenv("TRUSTED_PROXIES", "")
+    assert Settings().trusted_proxies == []
+    monkeypatch.delenv("TRUSTED_PROXIES")
+    assert Settings().trusted_proxies == []
+    for bad in ("10.0.0.300", "proxy.local", "*", "10.0.0.0/33"):
+        monkeypatch.setenv("TRUSTED_PROXIES", bad)
+        with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+            Settings()
+
+
+@given(
+    peer=st.one_of(st.ip_addresses().map(str), st.text(max_size=40)),
+    hops=st.lists(st.one_of(st.ip_addresses().map(str), st.text(max_size=80)), max_size=6),
+    trusted=st.lists(st.ip_addresses().map(str), max_size=3),
+)
+@settings(max_examples=300, deadline=None)
+def test_proxy_trust_never_raises_and_untrusted_peers_are_themselves(
+    peer: str, hops: list[str], trusted: list[str]
+) -> None:
+    trust = ProxyTrust(trusted)
+    got = trust.client(peer, [", ".join(hops)] if hops else [])
+    assert isinstance(got, str) and len(got) <= max(64, len(peer))
+    if not trust.trusts(peer):
+        assert got == peer
+
+
+def test_rest_service_serve_ignores_forwarded_for_from_loopback_by_default(
+    tmp_path: Any, postgres: Any
+) -> None:
+    """The real ``rest-service serve`` (uvicorn): uvicorn itself trusts X-Forwarded-For from
+    127.0.0.1 unless told otherwise. 60 wrong tokens with a new X-Forwarded-For each from
+    one client: blocked after AUTH_FAILURE_LIMIT. With TRUSTED_PROXIES=127.0.0.1 the same
+    traffic is 60 different clients, each under its limit."""
+    import os
+
+    import httpx
+
+    from tests import servers
+
+    base = {
+        **os.environ,
+        "DATABASE_URL": postgres.create_database(f"rs_xff_{uuid.uuid4().hex[:8]}"),
+        "REST_SERVICE_TOKEN": TOKEN,
+        "MIGRATE_ON_START": "true",
+        "RETENTION_ENABLED": "false",
+        "OTEL_LOGS_EXPORTER": "none",
+        "AUTH_FAILURE_LIMIT": "5",
+    }
+    base.pop("TRUSTED_PROXIES", None)
+    base.pop("FORWARDED_ALLOW_IPS", None)
+    for trusted, expected in (
+        (None, Counter({401: 5, 429: 55})),
+        ("127.0.0.1", Counter({401: 60})),
+    ):
+        env = dict(base) if trusted is None else {**base, "TRUSTED_PROXIES": trusted}
+        with servers.serve_rest_service(env, tmp_path / f"rs-{trusted}.log") as url:
+            seen: Counter[int] = Counter()
+            with httpx.Client(base_url=url, timeout=10) as client:
+                for i in range(60):
+                    r = client.get(
+                        JOBS,
+                        headers={"Authorization": "Bearer nope", "X-Forwarded-For": _rotating(i)},
+                    )
+                    seen[r.status_code] += 1
+            assert seen == expected, (trusted, seen)

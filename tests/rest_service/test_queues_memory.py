@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests import servers
 from tests.rest_service.conftest import API, Running, make_settings, start
@@ -260,3 +262,153 @@ async def test_longest_message_id_without_event_id_is_stored(svc: Running) -> No
     assert r.status_code == 201 and r.json()["inserted"] == 1, r.text
     r = await svc.client.post(f"{Q}/messages", json=event)
     assert r.json()["duplicates"] == 1
+
+
+# ------------------------------------------- ids in admin links (issue 10 §7)
+
+HOSTILE_IDS = [
+    "../../api/v1/queue-stats",
+    "..",
+    ".",
+    "a/b",
+    "x?y=1#z",
+    "%2e%2e%2fapi",
+    "<script>alert(1)</script>",
+    "sp ace",
+    "ok-id_1.2:3",
+]
+
+
+async def _login(client: Any) -> None:
+    import re
+
+    from tests.rest_service.conftest import TOKEN
+
+    form = await client.get("/admin/login")
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
+    assert nonce, form.text
+    r = await client.post(
+        "/admin/login", data={"token": TOKEN, "login_csrf": nonce.group(1), "next": "/admin"}
+    )
+    assert r.status_code == 303, r.text
+
+
+def _hrefs(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'href="([^"]*)"', html)
+
+
+async def test_admin_links_encode_ids_and_skip_ids_the_correlation_page_refuses(
+    svc: Running,
+) -> None:
+    """Ids stored before ingest checked the charset (or by an older version) never become
+    a path that climbs out of /admin/correlation/; valid ones link to their page."""
+    from rest_service.crud import queues as queues_crud
+    from rest_service.models import JobExecution
+
+    c = svc.client
+    now = datetime.now(UTC)
+    # stored directly, as rows written before ingest checked the charset would be
+    rows = [
+        (f"cid-{i}", f"m{i}", "to_secretary", "push", "human", None, None, cid, None, False,
+         now, None, now)
+        for i, cid in enumerate(HOSTILE_IDS)
+    ]  # fmt: skip
+    assert await queues_crud.insert_rows(svc.db, rows) == len(HOSTILE_IDS)
+    async with svc.db.session() as s, s.begin():
+        s.add_all(
+            JobExecution(
+                run_id=f"run-{i}",
+                job_id="j",
+                job_name="j",
+                job_type="reminder",
+                status="completed",
+                correlation_id=cid,
+                created_at=now,
+                updated_at=now,
+            )
+            for i, cid in enumerate(HOSTILE_IDS)
+        )
+    await _login(c)
+    for path in ("/admin/queues", "/admin/jobs"):
+        page = await c.get(path)
+        assert page.status_code == 200
+        links = [h for h in _hrefs(page.text) if h.startswith("/admin/correlation/")]
+        for href in links:
+            segment = href.removeprefix("/admin/correlation/")
+            assert "/" not in segment and "?" not in segment and "#" not in segment, href
+            assert segment.strip(".") and segment.replace("%2E", ".").strip("."), href
+        if path == "/admin/queues":
+            assert "/admin/correlation/ok-id_1.2%3A3" in links
+            assert all(".." not in h.split("?")[0] for h in _hrefs(page.text)), links
+            assert "../../api/v1/queue-stats" in page.text  # shown as text, not a link
+    # issue 17 §3: no upcoming-run rows exist, so the jobs filter offers no "scheduled"
+    jobs_page = await c.get("/admin/jobs")
+    assert '<option value="scheduled"' not in jobs_page.text
+    assert '<option value="completed"' in jobs_page.text
+    ok = await c.get("/admin/correlation/ok-id_1.2%3A3")
+    assert ok.status_code == 200 and "ok-id_1.2:3" in ok.text
+    for cid in ("%2E%2E", "sp%20ace", "x%3Fy"):
+        bad = await c.get(f"/admin/correlation/{cid}")
+        assert bad.status_code == 404 and "not only dots" in bad.text, cid
+    for cid in ("a%2Fb", "..%2F..%2Fapi"):  # a decoded '/' matches no admin route at all
+        assert (await c.get(f"/admin/correlation/{cid}")).status_code == 404
+
+
+@given(value=st.text(max_size=200))
+@settings(max_examples=300)
+def test_path_segment_is_one_segment_and_round_trips(value: str) -> None:
+    from urllib.parse import unquote
+
+    from rest_service.core.ids import is_valid_correlation_id, path_segment
+
+    seg = path_segment(value)
+    assert all((ch.isalnum() and ch.isascii()) or ch in "-._~%" for ch in seg), seg
+    assert unquote(seg, errors="surrogatepass") == value
+    if is_valid_correlation_id(value):
+        assert seg == value.replace(":", "%3A")  # nothing else in the charset needs encoding
+        assert value.strip(".")
+
+
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            [
+                "queue",
+                "user_id",
+                "correlation_id",
+                "direction",
+                "hours",
+                "page",
+                "job_type",
+                "status",
+            ]
+        ),
+        st.one_of(
+            st.text(max_size=200),
+            st.sampled_from(["\udcff", "\x00", "../..", "-1", "99999999999999999999999"]),
+            st.integers(min_value=-(2**70), max_value=2**70).map(str),
+        ),
+        max_size=4,
+    ),
+    cid=st.one_of(st.text(max_size=150), st.sampled_from(["\udcff", "..", "a/b", "%"])),
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+async def test_admin_queue_pages_never_5xx_on_hostile_input(
+    svc: Running, params: dict[str, str], cid: str
+) -> None:
+    from urllib.parse import quote
+
+    c = svc.client
+    if "admin_session" not in str(c.cookies) and not c.cookies:
+        await _login(c)
+    query = "&".join(f"{k}={quote(v, safe='', errors='surrogatepass')}" for k, v in params.items())
+    for path in ("/admin/queues", "/admin/jobs"):
+        page = await c.get(f"{path}?{query}")
+        assert page.status_code == 200, (path, params, page.text[:300])
+    r = await c.get("/admin/correlation/" + quote(cid, safe="", errors="surrogatepass"))
+    # 303: httpx itself resolves "/.." before sending; 307: a trailing slash
+    assert r.status_code in (200, 303, 307, 404), (cid, r.status_code)

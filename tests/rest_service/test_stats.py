@@ -7,8 +7,11 @@ import random
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from rest_service.crud import jobs as jobs_crud
 from tests.rest_service.conftest import API, Running
@@ -179,13 +182,20 @@ async def test_queue_stats_match_random_data(svc: Running) -> None:
     for name, got in stats.items():
         mine = [x for x in rows if x["queue"] == name]
         day = [x for x in mine if x["at"] >= now - timedelta(hours=24)]
-        assert got["total_messages"] == len(mine)
-        assert got["pushed"] == sum(x["direction"] == "push" for x in mine)
-        assert got["popped"] == sum(x["direction"] == "pop" for x in mine)
-        assert got["messages_last_hour"] == sum(x["at"] >= now - timedelta(hours=1) for x in mine)
-        assert got["messages_last_24h"] == len(day)
-        assert got["by_type"] == dict(Counter(x["type"] for x in day))
-        assert got["by_source"] == dict(Counter(x["source"] or "unknown" for x in day))
+        pushes = [x for x in mine if x["direction"] == "push"]
+        pops = [x for x in mine if x["direction"] == "pop"]
+        day_pushes = [x for x in day if x["direction"] == "push"]
+        hour_ago = now - timedelta(hours=1)
+        # the plan's names count messages, that is pushes (issue 17 §3); pops on their own
+        assert got["total_messages"] == got["pushed"] == len(pushes)
+        assert got["popped"] == len(pops)
+        assert got["messages_last_hour"] == sum(x["at"] >= hour_ago for x in pushes)
+        assert got["messages_last_24h"] == len(day_pushes)
+        assert got["pops_last_hour"] == sum(x["at"] >= hour_ago for x in pops)
+        assert got["pops_last_24h"] == sum(x["at"] >= now - timedelta(hours=24) for x in pops)
+        assert got["in_flight"] == max(0, len(pushes) - len(pops))
+        assert got["by_type"] == dict(Counter(x["type"] for x in day_pushes))
+        assert got["by_source"] == dict(Counter(x["source"] or "unknown" for x in day_pushes))
         assert got["by_direction"] == dict(Counter(x["direction"] for x in day))
 
 
@@ -263,3 +273,194 @@ async def test_rebuilt_rollups_equal_incremental_ones(svc: Running) -> None:
     for name in queries:
         assert incremental[name] == rebuilt[name], name
         assert rebuilt[name]
+
+
+# ------------------------------------------------- many queue names (issue 10 §5)
+
+
+async def _many_queues(svc: Running, n: int) -> dict[str, tuple[int, int]]:
+    """``n`` queue names with (pushes, pops) each, ingested through the API."""
+    expected: dict[str, tuple[int, int]] = {}
+    events = []
+    for i in range(n):
+        name = f"user-queue-{i:05d}"
+        pushes, pops = 1 + i % 3, i % 2
+        expected[name] = (pushes, pops)
+        for k in range(pushes):
+            events.append({"event_id": f"p{i}-{k}", "queue_name": name, "direction": "push"})
+        for k in range(pops):
+            events.append({"event_id": f"o{i}-{k}", "queue_name": name, "direction": "pop"})
+    for start in range(0, len(events), 1000):
+        r = await svc.client.post(
+            f"{API}/queue-stats/messages/batch", json={"events": events[start : start + 1000]}
+        )
+        assert r.status_code == 200 and r.json()["inserted"] == len(events[start : start + 1000])
+    for configured in ("to_secretary", "to_telegram"):
+        expected[configured] = (0, 0)
+    return expected
+
+
+async def test_queue_stats_pages_through_thousands_of_queues(svc: Running) -> None:
+    """1,500 queue names: pages of 400 in name order, each name exactly once (configured
+    ones included), the Link header leads to the next page and is absent on the last."""
+    expected = await _many_queues(svc, 1500)
+    seen: list[str] = []
+    url: str | None = f"{API}/queue-stats?limit=400"
+    pages = 0
+    while url is not None:
+        r = await svc.client.get(url)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert 1 <= len(page) <= 400
+        for s in page:
+            pushes, pops = expected[s["queue_name"]]
+            assert (s["total_messages"], s["messages_last_24h"], s["messages_last_hour"]) == (
+                pushes,
+                pushes,
+                pushes,
+            )
+            assert (s["popped"], s["pops_last_24h"], s["in_flight"]) == (
+                pops,
+                pops,
+                pushes - pops,
+            )
+            assert sum(s["by_type"].values()) == sum(s["by_source"].values()) == pushes
+        seen += [s["queue_name"] for s in page]
+        pages += 1
+        link = r.headers.get("link")
+        if link is None:
+            url = None
+        else:
+            assert link.endswith('>; rel="next"') and "after=" in link
+            url = link[1 : link.index(">")]
+    assert pages == 4
+    assert len(seen) == len(set(seen)) == len(expected)
+    assert set(seen) == set(expected)
+    assert seen == sorted(seen)  # ASCII names: every collation orders them alike
+    # the default page is 100; after= past the last name is an empty page
+    assert len((await svc.client.get(f"{API}/queue-stats")).json()) == 100
+    r = await svc.client.get(f"{API}/queue-stats", params={"after": "~"})
+    assert r.status_code == 200 and r.json() == [] and "link" not in r.headers
+
+
+async def test_admin_queues_page_caps_cards_and_says_how_many_more(svc: Running) -> None:
+    await _many_queues(svc, 1200)
+    c = svc.client
+    await admin_login(c)
+    page = await c.get("/admin/queues")
+    assert page.status_code == 200
+    from rest_service.admin.views import MAX_QUEUE_CARDS
+
+    assert page.text.count('<article class="card">') == MAX_QUEUE_CARDS
+    # the configured queues come first, then the busiest (3 pushes each)
+    assert "988+ more queues not shown" in page.text  # counted up to 1000, 12 shown
+    assert page.text.count('<option value="user-queue-') <= MAX_QUEUE_CARDS
+    # a queue beyond the cards is reachable through the filter
+    r = await c.get("/admin/queues", params={"queue": "user-queue-00001"})
+    assert r.status_code == 200 and 'value="user-queue-00001" selected' in r.text
+
+
+async def admin_login(client: Any) -> None:
+    import re
+
+    from tests.rest_service.conftest import TOKEN
+
+    form = await client.get("/admin/login")
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
+    assert nonce, form.text
+    r = await client.post(
+        "/admin/login", data={"token": TOKEN, "login_csrf": nonce.group(1), "next": "/admin"}
+    )
+    assert r.status_code == 303, r.text
+
+
+# ------------------------------------------------------- hostile query parameters
+
+HOSTILE_TEXT = hs.one_of(
+    hs.text(max_size=300),
+    hs.sampled_from(["\udcff", "\ud800x", "\x00", "a\x00b", "../../x", "%", "~", "\u202e"]),
+    hs.integers(min_value=-(2**80), max_value=2**80).map(str),
+)
+
+
+def _raw_query(params: dict[str, str]) -> str:
+    """Percent-encoded as a hostile client would send it, lone surrogates included."""
+    return "&".join(f"{k}={quote(v, safe='', errors='surrogatepass')}" for k, v in params.items())
+
+
+@given(
+    params=hs.dictionaries(
+        hs.sampled_from(
+            [
+                "limit",
+                "after",
+                "offset",
+                "hours",
+                "queue_name",
+                "types_limit",
+                "stuck_after_minutes",
+            ]
+        ),
+        HOSTILE_TEXT,
+        max_size=3,
+    ),
+    path=hs.sampled_from(["/queue-stats", "/queue-stats/current", "/job-executions/stats"]),
+)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+async def test_stats_routes_never_5xx_on_hostile_parameters(
+    svc: Running, params: dict[str, str], path: str
+) -> None:
+    r = await svc.client.get(f"{API}{path}?{_raw_query(params)}")
+    # /current answers 503 here: this app has no Redis (documented; checked valid first)
+    assert r.status_code in (200, 422, 503), (params, r.status_code, r.text)
+    if r.status_code == 422:
+        locs = [d["loc"][-1] for d in r.json()["detail"]]
+        assert set(locs) <= {
+            "limit", "after", "offset", "hours", "queue_name", "types_limit",
+            "stuck_after_minutes",
+        }, locs  # fmt: skip
+    if r.status_code == 200:
+        assert isinstance(r.json(), dict if path.startswith("/job") else list)
+
+
+async def test_job_stats_break_down_the_busiest_types_and_count_the_rest(svc: Running) -> None:
+    """600 job types, type i with 1 + i % 4 runs: by_type holds the types_limit busiest
+    (ties by name), other_types the rest, and the totals still cover every run."""
+    now = datetime.now(UTC)
+    events = []
+    expected: dict[str, int] = {}
+    for i in range(600):
+        jt = f"type-{i:04d}"
+        expected[jt] = 1 + i % 4
+        for k in range(expected[jt]):
+            run = f"r{i}-{k}"
+            at = (now - timedelta(minutes=5 + k)).isoformat()
+            events.append({"event_id": f"{run}-s", "run_id": run, "job_id": jt,
+                           "job_type": jt, "kind": "started", "at": at})  # fmt: skip
+            events.append({"event_id": f"{run}-c", "run_id": run, "job_id": jt,
+                           "job_type": jt, "kind": "completed", "at": at,
+                           "duration_ms": 100 + k})  # fmt: skip
+    for start in range(0, len(events), 1000):
+        r = await svc.client.post(
+            f"{API}/job-executions/events", json={"events": events[start : start + 1000]}
+        )
+        assert r.status_code == 200, r.text
+    r = await svc.client.get(f"{API}/job-executions/stats", params={"types_limit": 50})
+    assert r.status_code == 200, r.text
+    stats = r.json()
+    busiest = sorted(expected, key=lambda jt: (-expected[jt], jt))[:50]
+    assert set(stats["by_type"]) == set(busiest)
+    assert all(stats["by_type"][jt]["completed"] == expected[jt] for jt in busiest)
+    assert stats["types_total"] == 600 and stats["other_types"] == 550
+    assert stats["total"] == stats["completed"] == sum(expected.values())
+    default = (await svc.client.get(f"{API}/job-executions/stats")).json()
+    assert len(default["by_type"]) == 100 and default["other_types"] == 500
+    for bad in ("0", "1001", str(2**70), "\udcff"):
+        r = await svc.client.get(
+            f"{API}/job-executions/stats?types_limit={quote(bad, errors='surrogatepass')}"
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "types_limit"

@@ -78,13 +78,16 @@ async def job_execution_stats(
     settings: SettingsDep,
     hours: Hours = 24,
     stuck_after_minutes: Annotated[int | None, Query(ge=1, le=10_080)] = None,
+    types_limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobStats:
-    """Totals by status, average and p95 duration, per type with failed/missed/stuck."""
+    """Totals by status, average and p95 duration, and per type (the ``types_limit`` types
+    with the most runs; ``other_types`` counts the rest) with failed/missed/stuck."""
     return await crud.job_stats(
         db,
         hours=hours,
         stuck_after_minutes=stuck_after_minutes or settings.stuck_after_minutes,
         exact_percentile_limit=settings.exact_percentile_limit,
+        types_limit=types_limit,
     )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from rest_service.api.body import body_spec, check_not_future, parse_json_body
 from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
@@ -41,17 +42,68 @@ def _times(
     ]
 
 
-@router.get("", response_model=list[QueueStats], dependencies=[ReadAuth])
-async def queue_stats(db: DbDep, settings: SettingsDep) -> list[QueueStats]:
-    """Per queue (configured QUEUE_NAMES plus every queue seen in the data): totals, last
-    hour, last 24 h by type, source and direction. Computed in SQL from hourly rollups."""
-    return await crud.queue_stats(db, settings.queue_names)
+#: Stats are paged by name (keyset: ``after`` = the last name of the previous page), so a
+#: deployment with thousands of queue names (one per user, say) costs one page of work
+#: per request, never all of them (issue 10 §5).
+StatsLimit = Annotated[int, Query(ge=1, le=1000, description="Queues per page, in name order.")]
+After = Annotated[
+    str,
+    Query(
+        max_length=128,
+        pattern=NO_NUL,
+        description="Start after this queue name (the previous page's last one).",
+    ),
+]
+NEXT_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Link": {"description": 'rel="next": the next page, when there is one.'},
+        }
+    }
+}
 
 
-@router.get("/current", response_model=list[QueueCurrent], dependencies=[ReadAuth])
-async def queue_current(db: DbDep, settings: SettingsDep, live: LiveDep) -> list[QueueCurrent]:
-    """Live length and oldest-message age from Redis (503 when Redis is unreachable)."""
-    names = await crud.known_queue_names(db, settings.queue_names)
+def _next_link(request: Request, response: Response, more: bool, last: str | None) -> None:
+    if more and last is not None:
+        query = urlencode({**request.query_params, "after": last}, errors="surrogatepass")
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+
+
+@router.get("", response_model=list[QueueStats], dependencies=[ReadAuth], responses=NEXT_DOC)
+async def queue_stats(
+    db: DbDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+    limit: StatsLimit = 100,
+    after: After = "",
+) -> list[QueueStats]:
+    """Per queue (configured QUEUE_NAMES plus every queue seen in the data), one page in
+    name order: messages pushed (all retained time, last hour, last 24 h by type and
+    source), pops and in-flight separately. One SQL statement over the hourly rollups for
+    the page; a ``Link: <...>; rel="next"`` header points to the next page."""
+    stats, more = await crud.queue_stats(db, settings.queue_names, limit=limit, after=after)
+    _next_link(request, response, more, stats[-1].queue_name if stats else None)
+    return stats
+
+
+@router.get(
+    "/current", response_model=list[QueueCurrent], dependencies=[ReadAuth], responses=NEXT_DOC
+)
+async def queue_current(
+    db: DbDep,
+    settings: SettingsDep,
+    live: LiveDep,
+    request: Request,
+    response: Response,
+    limit: StatsLimit = 100,
+    after: After = "",
+) -> list[QueueCurrent]:
+    """Live length and oldest-message age from Redis (503 when Redis is unreachable), for
+    one page of queue names in name order (``Link`` header: the next page)."""
+    async with db.session() as session:
+        names, more = await crud.queue_names_page(session, settings.queue_names, limit, after)
+    _next_link(request, response, more, names[-1] if names else None)
     return await live.current(names)
 
 
