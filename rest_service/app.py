@@ -26,6 +26,7 @@ from rest_service.core.auth_limit import FailedAuthLimiter
 from rest_service.core.config import Settings, get_settings
 from rest_service.core.db import Database, safe_url
 from rest_service.live_queues import LiveQueues
+from rest_service.monitor_sweeper import SweeperSettings
 
 log = structlog.get_logger("rest_service")
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     settings = settings or get_settings()
     settings.check_startable()
     AdminSettings.from_env()  # fail at start-up, naming the variable, not at a page view
+    sweeper_settings = SweeperSettings.from_env()
     if telemetry:
         otel_assist.configure(service_name="rest_service")
 
@@ -67,9 +69,21 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
             from rest_service.retention import run_forever
 
             retention = asyncio.create_task(run_forever(db, settings), name="retention")
+        sweeper: asyncio.Task[None] | None = None
+        if sweeper_settings.enabled:
+            from rest_service.monitor_sweeper import run_forever as sweep_forever
+
+            sweeper = asyncio.create_task(
+                sweep_forever(db, sweeper_settings, settings.max_payload_bytes),
+                name="monitor-sweeper",
+            )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if retention is not None:
                 retention.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
