@@ -24,10 +24,12 @@ message), so a monitor never expects more than one check-in per minute.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 #: How far ahead a fire time is searched for. 0 0 29 2 * needs up to 8 years (2096->2104).
 SEARCH_YEARS = 9
@@ -58,14 +60,46 @@ class ScheduleError(ValueError):
     """An expression or time zone that cannot be used; the message says which part."""
 
 
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """The IANA zones a monitor may use (also the ``enum`` of ``timezone`` in OpenAPI)."""
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name``, or a ScheduleError naming it."""
-    if not name or len(name) > 64 or "\x00" in name or name.startswith(("/", ".")):
-        raise ScheduleError(f"unknown time zone {name[:64]!r}")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ScheduleError(f"unknown time zone {name[:64]!r}") from None
+    if name not in zone_names():
+        raise ScheduleError(f"unknown time zone {name[:64]!r} (an IANA name, e.g. Europe/Berlin)")
+    return ZoneInfo(name)
+
+
+def _ci(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+def _field_pattern(value: str) -> str:
+    part = rf"(?:\*|{value}(?:-{value})?)(?:/[1-9][0-9]{{0,2}})?"
+    return rf"{part}(?:,{part})*"
+
+
+#: The accepted syntax as one regular expression, valid in Python and in ECMA-262, so the
+#: OpenAPI ``pattern`` of ``cron`` is exactly what the parser accepts (numbers 1-2 digits,
+#: steps 1-999, names in any case, ranges may wrap: ``fri-mon``, ``22-2``).
+CRON_PATTERN = (
+    "^(?:"
+    + " +".join(
+        _field_pattern(v)
+        for v in (
+            "[0-5]?[0-9]",
+            "(?:[01]?[0-9]|2[0-3])",
+            "(?:0?[1-9]|[12][0-9]|3[01])",
+            "(?:0?[1-9]|1[0-2]|" + "|".join(_ci(m) for m in MONTHS) + ")",
+            "(?:0?[0-7]|" + "|".join(_ci(d) for d in DAYS) + ")",
+        )
+    )
+    + "|@(?:yearly|annually|monthly|weekly|daily|midnight|hourly))$"
+)
+_CRON_RE = re.compile(CRON_PATTERN)
 
 
 def _value(token: str, index: int) -> int:
@@ -73,7 +107,7 @@ def _value(token: str, index: int) -> int:
     lowered = token.lower()
     if names is not None and lowered in names:
         return names.index(lowered) + (1 if index == 3 else 0)
-    if not token.isascii() or not token.isdigit() or len(token) > 4:
+    if not token.isascii() or not token.isdigit() or len(token) > 2:
         raise ScheduleError(f"{FIELD_NAMES[index]}: {token[:20]!r} is not a number")
     number = int(token)
     if not low <= number <= high:
@@ -88,24 +122,26 @@ def _field(text: str, index: int) -> frozenset[int]:
         rng, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isascii() or not step_text.isdigit() or len(step_text) > 4:
+            if not re.fullmatch("[0-9]{1,3}", step_text):
                 raise ScheduleError(
-                    f"{FIELD_NAMES[index]}: step {step_text[:20]!r} is not a number"
+                    f"{FIELD_NAMES[index]}: step {step_text[:20]!r} is not a number 1-999"
                 )
             step = int(step_text)
-            if step < 1:
-                raise ScheduleError(f"{FIELD_NAMES[index]}: step must be at least 1")
+            if step < 1 or step_text.startswith("0"):
+                raise ScheduleError(f"{FIELD_NAMES[index]}: step must be 1-999")
         if rng == "*":
             start, end = low, high
         elif "-" in rng:
             a, _, b = rng.partition("-")
             start, end = _value(a, index), _value(b, index)
-            if start > end:
-                raise ScheduleError(f"{FIELD_NAMES[index]}: range {rng!r} runs backwards")
         else:
             start = _value(rng, index)
             end = high if step_text else start
-        values.update(range(start, end + 1, step))
+        if start <= end:
+            values.update(range(start, end + 1, step))
+        else:  # a range that wraps: fri-mon, 22-2
+            span = list(range(start, high + 1)) + list(range(low, end + 1))
+            values.update(span[::step])
     if index == 4 and 7 in values:
         values.discard(7)
         values.add(0)
@@ -131,8 +167,8 @@ class CronExpression:
             raise ScheduleError("cron expression is empty")
         if len(text) > 256:
             raise ScheduleError("cron expression is longer than 256 characters")
-        source = text.strip()
-        expanded = MACROS.get(source.lower(), source)
+        source = text
+        expanded = MACROS.get(source, source)
         if expanded.startswith("@"):
             raise ScheduleError(f"unknown macro {source[:20]!r} (use {', '.join(MACROS)})")
         parts = expanded.split()
@@ -146,6 +182,11 @@ class CronExpression:
                 f"expected 5 fields (minute hour day month weekday), got {len(parts)}"
             )
         fields = [_field(part, i) for i, part in enumerate(parts)]
+        if not _CRON_RE.fullmatch(source):
+            raise ScheduleError(
+                "not a cron expression: fields are separated by spaces, without leading or "
+                "trailing blanks; use *, numbers, names, ranges, lists and /steps"
+            )
         return cls(
             text=source,
             minutes=fields[0],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -20,7 +20,14 @@ from pydantic import (
     model_validator,
 )
 
-from rest_service.cron_schedule import CronExpression, Schedule, ScheduleError, zone
+from rest_service.cron_schedule import (
+    CRON_PATTERN,
+    CronExpression,
+    Schedule,
+    ScheduleError,
+    zone,
+    zone_names,
+)
 from rest_service.schemas import NO_NUL, Id, Name
 
 #: URL-safe: a slug sits in paths and in the ``monitor`` metric attribute.
@@ -55,11 +62,40 @@ class CheckinStatus(StrEnum):
     ERROR = "error"
 
 
+def _exact_schema(schema: dict[str, Any]) -> None:
+    """OpenAPI says exactly what the validators accept (schemathesis holds us to it): one
+    of ``cron`` / ``interval_seconds``, never null, cron syntax as a pattern, the zones as
+    an enum."""
+    props = schema.get("properties", {})
+    props["cron"] = {
+        "type": "string",
+        "maxLength": 256,
+        "pattern": CRON_PATTERN,
+        "description": "5-field cron expression (or @hourly, @daily, ...), in ``timezone``.",
+    }
+    props["interval_seconds"] = {
+        "type": "integer",
+        "minimum": 60,
+        "maximum": 366 * 86400,
+        "description": "Instead of cron: every N seconds (at least 60).",
+    }
+    props["timezone"] = {
+        "type": "string",
+        "enum": sorted(zone_names()),
+        "default": "UTC",
+        "description": "IANA zone the cron expression is read in.",
+    }
+    schema["oneOf"] = [
+        {"required": ["cron"], "not": {"required": ["interval_seconds"]}},
+        {"required": ["interval_seconds"], "not": {"required": ["cron"]}},
+    ]
+
+
 class MonitorSpec(BaseModel):
     """A monitor's declared schedule and limits (PUT /monitors/{slug}, POST /monitors/batch
     items carry ``slug`` too)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_exact_schema)
 
     cron: Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)] | None = Field(
         default=None,
@@ -84,6 +120,13 @@ class MonitorSpec(BaseModel):
     job_type: Name = Field(
         default="cron_monitor", description="job_type of the history rows this monitor writes."
     )
+
+    @field_validator("cron", "interval_seconds", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null: omit it, or give the other schedule field")
+        return value
 
     @field_validator("cron")
     @classmethod

@@ -170,7 +170,7 @@ async def upsert_many(db: Database, items: Sequence[MonitorCreate]) -> MonitorBa
 
 
 async def upsert(db: Database, slug: str, spec: MonitorSpec) -> tuple[Any, bool]:
-    res = await upsert_many(db, [MonitorCreate(slug=slug, **spec.model_dump())])
+    res = await upsert_many(db, [MonitorCreate(slug=slug, **spec.model_dump(exclude_none=True))])
     return await get_row(db, slug), res.created == 1
 
 

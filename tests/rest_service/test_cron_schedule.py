@@ -6,6 +6,7 @@ walked in UTC and its local wall time matched against the expression by brute fo
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rest_service.cron_schedule import (
+    CRON_PATTERN,
     CronExpression,
     Schedule,
     ScheduleError,
@@ -155,15 +157,24 @@ def test_moscow_nothing_shifts(text: str, start: datetime) -> None:
         at = nxt
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=80))
-def test_any_text_parses_or_raises_schedule_error(text: str) -> None:
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=80), expressions, st.from_regex(CRON_PATTERN, fullmatch=True)))
+def test_parser_accepts_exactly_the_documented_pattern(text: str) -> None:
+    """The OpenAPI pattern and the parser agree: a string matches CRON_PATTERN exactly
+    when it parses (anything else is a ScheduleError with a message)."""
     try:
         expr = CronExpression.parse(text)
     except ScheduleError as exc:
         assert str(exc)
+        assert not re.fullmatch(CRON_PATTERN, text) or len(text) > 256
         return
-    assert expr.minutes and expr.hours
+    assert re.fullmatch(CRON_PATTERN, text)
+    assert expr.minutes and expr.hours and expr.days and expr.months and expr.weekdays
+
+
+def test_ranges_wrap() -> None:
+    assert CronExpression.parse("0 22-2 * * *").hours == {22, 23, 0, 1, 2}
+    assert CronExpression.parse("0 0 * * fri-mon").weekdays == {5, 6, 0, 1}
 
 
 @pytest.mark.parametrize(
@@ -173,8 +184,10 @@ def test_any_text_parses_or_raises_schedule_error(text: str) -> None:
         ("61 * * * *", "minute: 61 is outside 0-59"),
         ("* * * *", "expected 5 fields"),
         ("@reboot", "unknown macro"),
-        ("5-1 * * * *", "runs backwards"),
-        ("*/0 * * * *", "step must be at least 1"),
+        ("*/0 * * * *", "step must be 1-999"),
+        (" * * * * *", "not a cron expression"),
+        ("*\t* * * *", "not a cron expression"),
+        ("@DAILY", "unknown macro"),
         ("x * * * *", "minute: 'x' is not a number"),
         ("\udcff * * * *", "is not a number"),
         ("1\x00 * * * *", "is not a number"),
