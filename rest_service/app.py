@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 import otel_assist
 from otel_assist.asgi import instrument_app
+from rest_service.admin import monitor_pages
 from rest_service.admin import router as admin_router
 from rest_service.admin.settings import AdminSettings
 from rest_service.api import body, errors
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     app.include_router(health.router)
     app.include_router(api_router)
     app.include_router(admin_router)  # /admin pages (issue 7)
+    app.include_router(monitor_pages.router)  # /admin/monitors (issue 15)
     app.add_middleware(errors.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_app(app)
     return app

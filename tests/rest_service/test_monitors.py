@@ -8,6 +8,7 @@ rest_service processes, curl) are in test_monitors_e2e.py.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from rest_service.crud import monitors as crud
 from rest_service.monitor_schemas import MonitorState
 from rest_service.monitor_sweeper import fold_states, sweep_once, update_metrics
-from tests.rest_service.conftest import API, INGEST_TOKEN, READ_TOKEN, Running, auth
+from tests.rest_service.conftest import API, INGEST_TOKEN, READ_TOKEN, TOKEN, Running, auth
 
 MON = f"{API}/monitors"
 
@@ -271,3 +272,58 @@ async def test_generated_checkins_never_500(
     assert r.status_code in (202, 422), r.text
     if r.status_code == 422:
         assert r.json()["detail"]
+
+
+async def test_admin_monitors_page_and_csrf_protected_pause(svc: Running) -> None:
+    c = svc.client
+    await c.put(f"{MON}/page-job", json={"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"})
+    await c.post(
+        f"{MON}/page-job/checkins",
+        data={"status": "error", "correlation_id": "cid-<b>&x", "message": "<script>x</script>"},
+    )
+    form = await c.get("/admin/login")
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
+    assert nonce, form.text
+    r = await c.post(
+        "/admin/login",
+        data={"token": TOKEN, "login_csrf": nonce.group(1), "next": "/admin/monitors"},
+        headers={"Origin": "http://rest"},
+    )
+    assert r.status_code == 303, r.text
+    page = await c.get("/admin/monitors")
+    assert page.status_code == 200
+    html = page.text
+    assert 'href="/admin/monitors" class="on"' in html
+    assert "page-job" in html and "failing" in html
+    assert "at 09:00 on Mon, Tue, Wed, Thu, Fri (Europe/Berlin)" in html
+    assert "/admin/correlation/cid-%3Cb%3E%26x" in html  # linked, escaped
+    assert "<script>" not in html and "cid-<b>" not in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token
+    pause = "/admin/monitors/page-job/pause"
+    assert (await c.post(pause, data={})).status_code == 403
+    assert (await c.post(pause, data={"csrf_token": "forged"})).status_code == 403
+    foreign = await c.post(
+        pause, data={"csrf_token": token.group(1)}, headers={"Origin": "http://evil.example"}
+    )
+    assert foreign.status_code == 403
+    assert (await c.get(f"{MON}/page-job")).json()["enabled"] is True
+    done = await c.post(
+        pause, data={"csrf_token": token.group(1)}, headers={"Origin": "http://rest"}
+    )
+    assert done.status_code == 303 and done.headers["location"].endswith("changed=paused")
+    assert (await c.get(f"{MON}/page-job")).json()["state"] == "paused"
+    html = (await c.get("/admin/monitors?changed=paused")).text
+    assert "Monitor paused." in html and "Resume" in html
+    resume = "/admin/monitors/page-job/resume"
+    done = await c.post(
+        resume, data={"csrf_token": token.group(1)}, headers={"Origin": "http://rest"}
+    )
+    assert done.status_code == 303
+    assert (await c.get(f"{MON}/page-job")).json()["enabled"] is True
+    missing = await c.post(
+        "/admin/monitors/nope/pause",
+        data={"csrf_token": token.group(1)},
+        headers={"Origin": "http://rest"},
+    )
+    assert missing.status_code == 404
