@@ -8,7 +8,8 @@ was killed, hangs or was never deployed (docs/monitors.md).
 
 ``monitor_spec(job_id, trigger)`` turns an APScheduler 3.x trigger into a monitor spec
 (``None`` for what a monitor cannot express: one-off dates, combined triggers, seconds-
-level or year/week-restricted cron fields, intervals under a minute). ``MonitorRegistrar``
+level or year/week-restricted cron fields, day and weekday both restricted (APScheduler
+needs both to match, cron either), intervals under a minute). ``MonitorRegistrar``
 sends the specs to ``POST /monitors/batch`` under ``OTEL_ASSIST_HISTORY_URL`` from one
 daemon thread: batched (start-up registrations are collected for a moment), retried with
 backoff while rest_service is down, and idempotent (the server upserts by slug). Callers
@@ -93,6 +94,8 @@ def _cron_expression(trigger: Any) -> str | None:
     second = fields.get("second", "0")
     if not second.isdigit():  # fires more than once a minute (or an odd expression)
         return None
+    if fields.get("day", "*") != "*" and fields.get("day_of_week", "*") != "*":
+        return None  # APScheduler wants both to match, cron either: not expressible
     dow = _cron_dow(fields.get("day_of_week", "*"))
     parts = [fields.get(name, "*") for name in ("minute", "hour", "day", "month")]
     if dow is None or not all(NUMERIC_FIELD_RE.match(p) for p in parts[:3]):

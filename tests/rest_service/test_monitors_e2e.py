@@ -56,10 +56,10 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def rest_process(
-    env: dict[str, str], log_path: Path
+    env: dict[str, str], log_path: Path, port: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Like servers.serve_rest_service, but hands out the process so a test can kill it."""
-    port = servers.free_port()
+    port = port or servers.free_port()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rest_service.cli", "serve", "--port", str(port)],
