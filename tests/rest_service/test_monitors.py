@@ -327,3 +327,61 @@ async def test_admin_monitors_page_and_csrf_protected_pause(svc: Running) -> Non
         headers={"Origin": "http://rest"},
     )
     assert missing.status_code == 404
+
+
+nasty = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.just("\udcff"),
+    st.just("\x00* * * *"),
+    st.just("x" * 10_000),
+    st.recursive(st.integers(), lambda inner: st.lists(inner, max_size=3), max_leaves=50),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+spec_values = {
+    "cron": st.one_of(
+        nasty,
+        st.sampled_from(["* * * * *", "0 9 * * mon-fri", "@daily", "0 0 31 2 *", "* * * * * *"]),
+    ),
+    "interval_seconds": st.one_of(nasty, st.integers(0, 200)),
+    "timezone": st.one_of(
+        nasty,
+        st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Europe/Moscow", "../etc"]),
+    ),
+    "grace_seconds": nasty,
+    "max_runtime_seconds": nasty,
+    "failure_tolerance": nasty,
+    "owner_service": nasty,
+    "job_type": nasty,
+}
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.fixed_dictionaries({}, optional=spec_values),
+    slug=st.one_of(st.sampled_from(["gen", "gen.2", "a:b@c-d"]), st.text(min_size=1, max_size=20)),
+)
+async def test_generated_monitor_specs_never_500(
+    svc: Running, body: dict[str, Any], slug: str
+) -> None:
+    """Any body, any slug: 200/201 with a monitor that reads back, or 404/422 with a
+    message; never a 500, never a half-written monitor."""
+    from urllib.parse import quote
+
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    path = f"{MON}/{quote(slug.encode('utf-8', 'surrogatepass'), safe='')}"
+    r = await svc.client.put(path, content=payload, headers={"content-type": "application/json"})
+    assert r.status_code in (200, 201, 404, 422), (r.status_code, r.text)
+    if r.status_code in (200, 201):
+        got = (await svc.client.get(path)).json()
+        assert got["slug"] == slug and got["next_expected_at"] is not None
+        assert (got["cron"] is None) != (got["interval_seconds"] is None)
+    else:
+        assert r.json()["detail"]
