@@ -69,6 +69,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import context
 
 from otel_assist import metrics
+from otel_assist import monitors as cron_monitors
 from otel_assist.correlation import context_with_correlation_id, new_correlation_id
 from otel_assist.history import HistoryShipper, default_shipper
 from otel_assist.logs import get_logger
@@ -845,6 +846,7 @@ def track_scheduler(
         max_runtime = base.max_runtime_s
     tracker = JobTracker(shipper=shipper, settings=settings, clock=clock)
     opts = _SchedulerOptions(job_type, max_runtime)
+    registrar = cron_monitors.registrar_for(shipper)  # rest_service-side monitors (issue 15)
     tracker.schedulers.append((scheduler, opts))
 
     def in_memory(alias: str) -> bool:
@@ -853,6 +855,8 @@ def track_scheduler(
 
     def wrap_job(job: Any, jobstore: str | None = None) -> None:
         tracker.remember(job, opts)
+        with contextlib.suppress(Exception):
+            cron_monitors.register_job(registrar, job, opts.meta(job), settings.grace_s)
         func = job.func
         alias = jobstore or getattr(job, "_jobstore_alias", None) or "default"
         if not in_memory(alias):

@@ -242,6 +242,21 @@ CATALOG: tuple[Spec, ...] = (
         "Failures in a row of the most-failing job of a type.",
         {"job_type": None},
     ),
+    # Cron monitors (rest_service's sweeper; docs/monitors.md)
+    Spec(
+        "cron_monitor_status",
+        "gauge",
+        "{state}",
+        "Monitor state: -1 paused, 0 ok, 1 late, 2 missed, 3 failing (_other: the worst).",
+        {"monitor": None},
+    ),
+    Spec(
+        "cron_monitor_last_checkin_timestamp",
+        "gauge",
+        "s",
+        "Unix time of the monitor's last reported run (check-in or tracked run).",
+        {"monitor": None},
+    ),
     # History shipper
     Spec(
         "history_events",

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 import otel_assist
 from otel_assist.asgi import instrument_app
+from rest_service.admin import monitor_pages
 from rest_service.admin import router as admin_router
 from rest_service.admin.settings import AdminSettings
 from rest_service.api import body, errors
@@ -26,6 +27,7 @@ from rest_service.core.auth_limit import FailedAuthLimiter
 from rest_service.core.config import Settings, get_settings
 from rest_service.core.db import Database, safe_url
 from rest_service.live_queues import LiveQueues
+from rest_service.monitor_sweeper import SweeperSettings
 
 log = structlog.get_logger("rest_service")
 
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     settings = settings or get_settings()
     settings.check_startable()
     AdminSettings.from_env()  # fail at start-up, naming the variable, not at a page view
+    sweeper_settings = SweeperSettings.from_env()
     if telemetry:
         otel_assist.configure(service_name="rest_service")
 
@@ -67,9 +70,21 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
             from rest_service.retention import run_forever
 
             retention = asyncio.create_task(run_forever(db, settings), name="retention")
+        sweeper: asyncio.Task[None] | None = None
+        if sweeper_settings.enabled:
+            from rest_service.monitor_sweeper import run_forever as sweep_forever
+
+            sweeper = asyncio.create_task(
+                sweep_forever(db, sweeper_settings, settings.max_payload_bytes),
+                name="monitor-sweeper",
+            )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if retention is not None:
                 retention.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -92,6 +107,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     app.include_router(health.router)
     app.include_router(api_router)
     app.include_router(admin_router)  # /admin pages (issue 7)
+    app.include_router(monitor_pages.router)  # /admin/monitors (issue 15)
     app.add_middleware(errors.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_app(app)
     return app

@@ -197,3 +197,37 @@ class JobDurationHourly(SQLModel, table=True):
     hour: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     bucket: int = Field(sa_column=Column(SmallInteger(), primary_key=True))
     count: int = Field(sa_column=Column(BigInteger(), nullable=False))
+
+
+class CronMonitor(SQLModel, table=True):
+    """A declared schedule that check-ins are expected against (issue 15, docs/monitors.md).
+
+    ``next_expected_at`` is the sweeper's cursor: the earliest expected run not yet
+    accounted for by a run or a recorded miss. Runs themselves live only in
+    ``job_executions`` (``job_id`` = slug), whoever wrote them (check-ins, the job tracker,
+    the sweeper): one history, and a monitor's state is read from it.
+    """
+
+    __tablename__ = "cron_monitors"
+    __table_args__ = (Index("ix_cron_monitors_enabled_next", "enabled", "next_expected_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    slug: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
+    #: job_type of the history rows this monitor writes (the tracker's type for its jobs).
+    job_type: str = Field(sa_column=Column(String(128), nullable=False))
+    cron: str | None = Field(default=None, sa_column=Column(String(256)))
+    interval_seconds: int | None = Field(default=None, sa_column=Column(BigInteger()))
+    timezone: str = Field(sa_column=Column(String(64), nullable=False))
+    grace_seconds: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    max_runtime_seconds: int | None = Field(default=None, sa_column=Column(BigInteger()))
+    #: Consecutive failed (or timed-out) runs before the monitor counts as failing.
+    failure_tolerance: int = Field(sa_column=Column(SmallInteger(), nullable=False))
+    owner_service: str | None = Field(default=None, sa_column=Column(String(128)))
+    enabled: bool = Field(default=True, nullable=False)
+    next_expected_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

@@ -10,7 +10,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from rest_service.api.routes import jobs, memory, queues
+from rest_service.api.routes import jobs, memory, monitors, queues
 
 API_PREFIX = "/api/v1"
 
@@ -68,3 +68,4 @@ api_router = APIRouter(
 api_router.include_router(jobs.router)
 api_router.include_router(queues.router)
 api_router.include_router(memory.router)
+api_router.include_router(monitors.router)  # cron monitors (issue 15)

@@ -114,7 +114,10 @@ PROVOKED = {
 # Not provoked in this stack, whose Loki endpoint answers a permanent 404 (records are
 # dropped, not queued): tests/collector/test_queue_alert.py fills a 20-request queue with
 # Loki down and sees this alert fire and resolve.
-NOT_PROVOKED = {"OtelCollectorQueueNearlyFull"}
+#: Provoked for real in test_cron_monitor_alerts_e2e.py: they need rest_service's own
+#: sweeper, which this stack's stand-in rest_service workload does not run.
+ELSEWHERE = {"CronMonitorMissed", "CronMonitorFailing"}
+NOT_PROVOKED = {"OtelCollectorQueueNearlyFull"} | ELSEWHERE
 
 
 def substitute_grafana(expr: str) -> str:
@@ -175,6 +178,8 @@ def test_faults_fire_their_alerts_and_every_query_returns_data(stack: Stack) -> 
     # Every rule expression evaluates, and every metric it reads has data.
     for rule in alerting_rules() + recording_rules():
         stack.query(rule["expr"])  # raises on a PromQL error
+        if rule.get("alert") in ELSEWHERE:
+            continue
         for name in promql_metric_names(rule["expr"]):
             selector = f'{{__name__=~"{name[3:]}"}}' if name.startswith("re:") else name
             # Within the test's lifetime (the exporters were stopped just above).
