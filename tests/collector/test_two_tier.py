@@ -331,6 +331,8 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
         dns.stop()
         loki.stop()
 
+    agent_log = (tmp_path / "agent" / "agent.log").read_text(errors="replace")
+    retried = agent_log.count("Exporting failed. Will retry")
     received = Counter(loki.seqs())
     lost = set(sent) - set(received)
     duplicated = sum(n - 1 for n in received.values() if n > 1)
@@ -340,7 +342,7 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
         f"({len(received)} distinct), lost {len(lost)}, duplicated {duplicated}, "
         f"phantom {len(phantom)}; producer retries {producer.retries}; "
         f"survivor gateway accepted {survivor_after - survivor_before:.0f} after the kill; "
-        f"DNS queries by type {dict(dns.queries)}"
+        f"agent retries logged {retried}; DNS queries by type {dict(dns.queries)}"
     )
     assert len(sent) == len(set(sent)) >= 6000
     assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:10]}"
