@@ -21,6 +21,7 @@ ALL = [
     "job_overhead",
     "ingest_throughput",
     "stats_scaling",
+    "partitioned_history",
 ]
 
 
