@@ -35,6 +35,9 @@ from rest_service.models import (
 
 log = structlog.get_logger("rest_service.retention")
 
+#: Serialises partition maintenance across rest_service replicas ("restpart").
+PARTITION_LOCK_KEY = 0x72_65_73_74_70_61_72_74
+
 JOB_TABLES = frozenset({"job_executions", "job_hourly", "job_duration_hourly"})
 
 
@@ -97,6 +100,8 @@ async def _drop_partitions(db: Database, cutoff: date) -> dict[str, int] | None:
         async with db.engine.begin() as conn:
             if not await conn.run_sync(partitions.is_partitioned, table):
                 return None
+            # waits for a maintenance pass of another replica (it creates partitions)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK_KEY})
             if table in JOB_TABLES:
                 # job writes read-modify-write rows and rollups under this lock
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": JOB_LOCK_KEY})
@@ -111,6 +116,13 @@ async def maintain_partitions(db: Database, now: datetime | None = None) -> None
         return
     today = (now or utcnow()).astimezone(UTC).date()
     async with db.engine.begin() as conn:
+        # several rest_service replicas run this task: one pass at a time, the others skip
+        # (concurrent CREATE TABLE ... PARTITION OF of the same day would fail)
+        got = await conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK_KEY}
+        )
+        if not got.scalar():
+            return
         result = await conn.run_sync(partitions.maintain, today)
     if result.created or result.drained_days:
         log.info(

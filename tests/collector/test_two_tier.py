@@ -17,6 +17,7 @@ import contextlib
 import random
 import socket
 import struct
+import subprocess
 import threading
 import time
 import urllib.error
@@ -360,3 +361,30 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
     # Duplicates are possible (a push Loki stored whose answer died with the gateway is
     # re-sent), bounded by what was in flight at the kill: the agent's batches in flight.
     assert duplicated <= 10 * 5000, duplicated
+
+
+@pytest.mark.parametrize("config", [AGENT, GATEWAY, ROOT / "collector" / "config.yaml"])
+def test_collector_validate_accepts_the_configs(collector_binary: Path, config: Path) -> None:
+    """The built Collector's own `validate` on each pipeline file (what compose runs)."""
+    result = subprocess.run(
+        [str(collector_binary), "validate", f"--config={config}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_collector_validate_rejects_a_broken_agent(collector_binary: Path, tmp_path: Path) -> None:
+    """The validation can fail: an unknown balancer policy is refused."""
+    broken = tmp_path / "agent.yaml"
+    broken.write_text(
+        AGENT.read_text().replace("balancer_name: round_robin", "balancer_name: nope")
+    )
+    result = subprocess.run(
+        [str(collector_binary), "validate", f"--config={broken}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "balancer" in result.stderr, result.stderr[-2000:]
