@@ -23,6 +23,7 @@ ALL = [
     "stats_scaling",
     "event_cost",
     "stats_cardinality",
+    "partitioned_history",
 ]
 
 

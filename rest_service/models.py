@@ -11,7 +11,16 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, SmallInteger, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from rest_service.core.db import UTCDateTime, utcnow
@@ -68,6 +77,10 @@ class JobExecution(SQLModel, table=True):
 
     __tablename__ = "job_executions"
     __table_args__ = (
+        # Idempotency key; includes the time axis because Postgres partitions this table by
+        # day and a partitioned table's unique keys must contain its partition key
+        # (rest_service/partitions.py).
+        UniqueConstraint("run_id", "created_at", name="uq_job_executions_run_id_created_at"),
         Index("ix_job_executions_created_at", "created_at"),
         Index("ix_job_executions_job_type_created_at", "job_type", "created_at"),
         Index("ix_job_executions_status_created_at", "status", "created_at"),
@@ -84,7 +97,7 @@ class JobExecution(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    run_id: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
+    run_id: str = Field(sa_column=Column(String(128), nullable=False))
     job_id: str = Field(sa_column=Column(String(256), nullable=False))
     job_name: str = Field(sa_column=Column(String(256), nullable=False))
     job_type: str = Field(sa_column=Column(String(128), nullable=False))
@@ -117,6 +130,10 @@ class QueueMessageLog(SQLModel, table=True):
 
     __tablename__ = "queue_message_logs"
     __table_args__ = (
+        # Idempotency key, with the partition key for the same reason as job_executions.
+        UniqueConstraint(
+            "event_id", "created_at", name="uq_queue_message_logs_event_id_created_at"
+        ),
         Index("ix_queue_message_logs_created_at", "created_at"),
         Index("ix_queue_message_logs_queue_name_created_at", "queue_name", "created_at"),
         Index("ix_queue_message_logs_user_id_created_at", "user_id", "created_at"),
@@ -126,7 +143,7 @@ class QueueMessageLog(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     #: event_id, or "message_id:direction" when the shipper sent no event_id (hence 140).
-    event_id: str = Field(sa_column=Column(String(140), nullable=False, unique=True))
+    event_id: str = Field(sa_column=Column(String(140), nullable=False))
     message_id: str | None = Field(default=None, sa_column=Column(String(128)))
     queue_name: str = Field(sa_column=Column(String(128), nullable=False))
     direction: str = Field(sa_column=Column(String(8), nullable=False))

@@ -185,12 +185,22 @@ async def _write_states(
     """Upsert the new rows and move the rollups by (new - old) in the caller's transaction."""
     if not new:
         return
+    # The unique key is (run_id, created_at) (history is partitioned by created_at on
+    # Postgres): a run whose earliest time moved leaves its old row (and partition) first.
+    for run_id, state in new.items():
+        before = old.get(run_id)
+        if before is not None and before["created_at"] != state["created_at"]:
+            await session.execute(
+                T.delete().where(T.c.run_id == run_id, T.c.created_at == before["created_at"])
+            )
     rows = list(new.values())
     for chunk in _chunks(rows, 500):
         stmt = _insert(db, T).values(list(chunk))
         update_cols = {c.name: stmt.excluded[c.name] for c in T.columns if c.name != "id"}
         await session.execute(
-            stmt.on_conflict_do_update(index_elements=[T.c.run_id], set_=update_cols)
+            stmt.on_conflict_do_update(
+                index_elements=[T.c.run_id, T.c.created_at], set_=update_cols
+            )
         )
     hourly: dict[tuple[Any, ...], list[int]] = {}
     hist: dict[Any, int] = {}

@@ -72,8 +72,11 @@ _UNNEST_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(PG_TYPES))
 PG_INGEST_SQL = f"""
 WITH ins AS (
     INSERT INTO queue_message_logs (id, {", ".join(COLUMNS)})
-    SELECT gen_random_uuid(), * FROM unnest({_UNNEST_ARGS})
-    ON CONFLICT (event_id) DO NOTHING
+    SELECT gen_random_uuid(), u.* FROM unnest({_UNNEST_ARGS}) AS u({", ".join(COLUMNS)})
+    -- the unique key is (event_id, created_at) (partitioned by day): a re-send whose
+    -- created_at differs (no timestamp: receipt time) is caught by the bare event_id
+    WHERE NOT EXISTS (SELECT 1 FROM queue_message_logs q WHERE q.event_id = u.event_id)
+    ON CONFLICT (event_id, created_at) DO NOTHING
     RETURNING queue_name, direction, message_type, source, created_at
 ), agg AS (
     SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
@@ -180,14 +183,28 @@ async def insert_rows(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
                 except asyncpg.UniqueViolationError:
                     pass  # a concurrent request stored some of them: take the safe path
             columns = [list(col) for col in zip(*rows, strict=True)]
-            return int(await driver.fetchval(PG_INGEST_SQL, *columns))
+            async with driver.transaction():
+                await _lock_unstamped(driver, rows)
+                return int(await driver.fetchval(PG_INGEST_SQL, *columns))
     total = 0
     async with db.write_lock(), db.session() as session, session.begin():
         for chunk in _chunks(rows, 1000):
+            # The unique key is (event_id, created_at): skip events stored under another
+            # created_at (a re-send without timestamps) by their bare event_id.
+            stored = set(
+                (
+                    await session.execute(
+                        select(Q.c.event_id).where(Q.c.event_id.in_([r[0] for r in chunk]))
+                    )
+                ).scalars()
+            )
+            chunk = [r for r in chunk if r[0] not in stored]
+            if not chunk:
+                continue
             stmt = (
                 sqlite_insert(Q)
                 .values([{"id": uuid.uuid4(), **dict(zip(COLUMNS, r, strict=True))} for r in chunk])
-                .on_conflict_do_nothing(index_elements=[Q.c.event_id])
+                .on_conflict_do_nothing(index_elements=[Q.c.event_id, Q.c.created_at])
                 .returning(
                     Q.c.queue_name, Q.c.direction, Q.c.message_type, Q.c.source, Q.c.created_at
                 )
@@ -231,6 +248,7 @@ async def insert_rows(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
 async def _copy_new_rows(driver: Any, rows: Sequence[tuple[Any, ...]]) -> int:
     """The fast path: skip stored events, COPY the rest, roll them up; one transaction."""
     async with driver.transaction():
+        await _lock_unstamped(driver, rows)
         stored = {r[0] for r in await driver.fetch(EXISTING_SQL, [r[0] for r in rows])}
         new = [(uuid.uuid4(), *r) for r in rows if r[0] not in stored]
         if not new:
@@ -255,6 +273,26 @@ async def _copy_new_rows(driver: Any, rows: Sequence[tuple[Any, ...]]) -> int:
             [counts[k] for k in keys],
         )
         return len(new)
+
+
+#: Serialises concurrent stores of the same event_id, for events without a timestamp only.
+UNSTAMPED_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k ORDER BY k"
+)
+
+
+async def _lock_unstamped(driver: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """The unique key is (event_id, created_at) (partitioned by day). An event without
+    enqueued_at/dequeued_at may get its created_at from ``at`` or the receipt time, so two
+    concurrent requests carrying the same such event could disagree on created_at and
+    both insert. A transaction-scoped advisory lock per such event_id (sorted: no deadlock)
+    makes the second wait and then see the first one's row (NOT EXISTS / the lookup).
+    The shipper always sends timestamps, so this normally locks nothing."""
+    keys = sorted(
+        {r[0] for r in rows if r[_IDX["enqueued_at"]] is None and r[_IDX["dequeued_at"]] is None}
+    )
+    if keys:
+        await driver.execute(UNSTAMPED_LOCK_SQL, keys)
 
 
 def now_utc() -> datetime:

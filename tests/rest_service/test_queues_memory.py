@@ -220,7 +220,14 @@ async def test_concurrent_duplicate_falls_back_to_on_conflict(
 
     url = postgres.create_database(f"rs_{uuid.uuid4().hex[:10]}")
     async for svc in start(make_settings(url)):
-        events = [QueueEvent.model_validate(qev(i)) for i in range(100)]  # > COPY_MIN_ROWS
+        # with an enqueued_at, as the shipper sends them: both transactions derive the same
+        # created_at, so they meet on the (event_id, created_at) unique index (events
+        # without a timestamp meet on an advisory lock instead: tests/rest_service/
+        # test_partitions.py)
+        stamp = datetime.now(UTC).isoformat()
+        events = [
+            QueueEvent.model_validate(qev(i, enqueued_at=stamp)) for i in range(100)
+        ]  # > COPY_MIN_ROWS
         other = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
         try:
             tx = other.transaction()
