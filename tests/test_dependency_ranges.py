@@ -41,6 +41,9 @@ ECOSYSTEM = [
 # Test tools for the lowest venv: the dev extra's, minus linters, browsers and the
 # self-reference (they are not needed to run tests/core).
 NOT_FOR_CORE_TESTS = ("otel-assist", "ruff", "mypy", "types-", "schemathesis", "playwright")
+# What tests/core imports beyond the core: the ASGI app (rest), Redis and APScheduler
+# (queues) and the embedded demo (demo, which includes both).
+EXTRAS = "demo"
 
 
 def _pip(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -111,7 +114,8 @@ def _test_tools() -> list[str]:
 
 @pytest.fixture(scope="module")
 def lowest_venv() -> Path:
-    digest = hashlib.sha256(LOWEST.read_bytes() + PYPROJECT.read_bytes()).hexdigest()[:16]
+    key = LOWEST.read_bytes() + PYPROJECT.read_bytes() + EXTRAS.encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "otel-assist"
     where = cache / f"lowest-venv-{digest}"
     python = where / "bin" / "python"
@@ -121,7 +125,7 @@ def lowest_venv() -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=300)
     proc = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "-c", str(LOWEST),
-         "-e", f"{ROOT}[rest,queues]", *_test_tools()],
+         "-e", f"{ROOT}[{EXTRAS}]", *_test_tools()],
         cwd=ROOT, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
