@@ -595,8 +595,9 @@ class LokiStandIn:
                 f"{(end - start) / 3.6e12:.0f}h, limit: 721h)",
             )
         # max_query_lookback: data older than 48h is not searched (the start is clamped).
+        # The query API returns lines with start <= timestamp < end (docs: query_range).
         start = max(start, now - MAX_AGE_NS)
-        return start, end + 1  # end is inclusive in Loki's API
+        return start, end
 
     def query_range(self, params: dict[str, str], now: int) -> dict[str, Any]:
         text = params.get("query", "")
@@ -648,7 +649,7 @@ class LokiStandIn:
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing "
                 "the query resolution (?step=XX)",
             )
-        steps = list(range(start, end, step_ns))  # start, start+step, ... up to end
+        steps = list(range(start, end + 1, step_ns))  # start, start+step, ... <= end
         return {
             "status": "success",
             "data": {
