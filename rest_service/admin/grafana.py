@@ -13,16 +13,10 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from otel_assist import correlation
+from rest_service import loki
 
-#: Loki's ``detected_level`` values (what queries use) and the names people know (what the
-#: pages show): Loki says warn for WARNING and fatal for CRITICAL (OTLP severity FATAL).
-LEVELS = {
-    "debug": "debug",
-    "info": "info",
-    "warn": "warning",
-    "error": "error",
-    "fatal": "critical",
-}
+#: Loki's level values behind the names people know (one list: rest_service.loki).
+LEVELS = loki.LEVELS
 _SERVICE = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 RANGES = {"15m": "Last 15 minutes", "1h": "Last hour", "6h": "Last 6 hours", "24h": "Last 24 hours"}
 
