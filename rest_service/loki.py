@@ -100,13 +100,15 @@ class LogFilter:
         """Validate raw form values; ``InvalidFilter`` names the first bad field."""
         svc = (service or "").strip() or None
         if svc is not None and not SERVICE_PATTERN.fullmatch(svc):
-            raise InvalidFilter("service: letters, digits and . _ - only (at most 64)")
+            raise InvalidFilter("service names use letters, digits and . _ - only (at most 64)")
         lvl = (level or "").strip() or None
         if lvl is not None and lvl not in LEVELS:
             raise InvalidFilter(f"level must be one of {', '.join(LEVELS.values())}")
         cid = (correlation_id or "").strip() or None
         if cid is not None and not correlation.is_valid(cid):
-            raise InvalidFilter("correlation_id: letters, digits and . _ : - only (at most 128)")
+            raise InvalidFilter(
+                "correlation_id uses letters, digits and . _ : - only (at most 128)"
+            )
         uid: int | None = None
         raw_uid = (user_id or "").strip()
         if raw_uid:

@@ -21,6 +21,7 @@ from rest_service.core.db import Database, utcnow
 from rest_service.crud import jobs as jobs_crud
 from rest_service.crud import queues as queues_crud
 from rest_service.loki import LEVELS, LogFilter, LogLine, LokiClient, LokiUnavailable
+from rest_service.models import JobExecution, QueueMessageLog
 
 Kind = Literal["log", "push", "pop", "job"]
 
@@ -75,6 +76,9 @@ class Timeline:
     total_s: float = 0.0
     notice: str | None = None  # why log lines are missing, when they are
     truncated: bool = False
+    #: The Postgres rows behind the queue and job events, push before pop.
+    messages: list[QueueMessageLog] = field(default_factory=list)
+    runs: list[JobExecution] = field(default_factory=list)
 
     @property
     def longest_gap(self) -> Event | None:
@@ -115,6 +119,8 @@ async def build(
     runs = await jobs_crud.list_executions(
         db, since=now - DB_WINDOW, correlation_id=correlation_id, limit=MAX_ROWS
     )
+    timeline.messages = sorted(messages, key=lambda m: (m.created_at, m.direction != "push"))
+    timeline.runs = list(runs)
     events: list[Event] = []
     pushed_at = {m.message_id: m.created_at for m in messages if m.direction == "push"}
     for m in messages:

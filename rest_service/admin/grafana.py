@@ -1,8 +1,7 @@
 """Links from the admin pages into Grafana: Explore with LogQL/PromQL, and the dashboards.
 
-Only built when ``GRAFANA_URL`` is set. Every value placed inside a LogQL string is checked
-against a strict pattern first (service names, levels, correlation ids), so a crafted
-filter cannot change the query; the whole URL is then percent-encoded.
+Only built when ``GRAFANA_URL`` is set. LogQL comes from ``rest_service.loki.LogFilter``
+(validated values only); the whole URL is then percent-encoded.
 """
 
 from __future__ import annotations
@@ -39,18 +38,6 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def logql(service: str | None, level: str | None, correlation_id: str | None) -> str:
-    """LogQL over the contract's labels: service_name is an index label; level and
-    correlation_id are structured metadata, filtered after the stream selector."""
-    selector = f"service_name={_quote(service)}" if service else 'service_name=~".+"'
-    query = "{" + selector + "}"
-    if level:
-        query += f" | detected_level={_quote(level)}"
-    if correlation_id:
-        query += f" | correlation_id={_quote(correlation_id)}"
-    return query
-
-
 @dataclass(frozen=True)
 class Link:
     title: str
@@ -80,16 +67,6 @@ class Grafana:
         }
         params = {"schemaVersion": "1", "orgId": "1", "panes": json.dumps(panes)}
         return f"{self.base}/explore?{urlencode(params)}"
-
-    def logs_link(
-        self, service: str | None, level: str | None, cid: str | None, time_range: str
-    ) -> Link:
-        query = logql(service, level, cid)
-        return Link(
-            "Logs in Grafana Explore",
-            self.explore(self.loki_uid, "loki", query, time_range),
-            query,
-        )
 
     def logs_dashboard(
         self, service: str | None, level: str | None, cid: str | None, time_range: str

@@ -110,6 +110,9 @@ async def logs_page(
         older=({**params, "before": lines[-1].ts_ns} if has_older and lines else None),
         paged=cursor is not None,
         explore=g.explore(g.loki_uid, "loki", query, f.range_key) if g else None,
+        logs_dashboard=(
+            g.logs_dashboard(f.service, f.level, f.correlation_id, f.range_key) if g else None
+        ),
         metric_links=g.metric_links(f.service, f.range_key) if g else [],
         dashboards=g.dashboards(f.range_key) if g else [],
     )

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from rest_service.admin import grafana
+from rest_service.loki import LEVELS, LogFilter
 from tests.collector.conftest import Stack, poll
 from tests.loki import queries
 
@@ -98,15 +98,33 @@ def summary(body: dict[str, Any]) -> tuple[int, str]:
 
 
 def admin_queries() -> list[queries.ShippedQuery]:
-    """Every LogQL query the admin builds: the Grafana Explore link for every level and
-    with/without service and correlation id."""
+    """Every LogQL query shape the admin builds (``LogFilter``: the Logs page, its Grafana
+    Explore link, the correlation timeline): every level, each other filter on and off."""
     out = []
     for service in (None, SERVICES[0]):
-        for level in (None, *grafana.LEVELS):
+        for level in (None, *LEVELS):
             for cid in (None, CID):
-                expr = grafana.logql(service, level, cid)
-                variables = (("service", str(service)), ("level", str(level)), ("cid", str(cid)))
-                out.append(queries.ShippedQuery("admin: Grafana Explore link", variables, expr))
+                for user in (None, str(USER_ID)):
+                    for text in (None, "processed"):
+                        f = LogFilter.parse(
+                            service=service,
+                            level=level,
+                            correlation_id=cid,
+                            user_id=user,
+                            text=text,
+                        )
+                        variables = tuple(
+                            (k, str(v))
+                            for k, v in (
+                                ("service", service),
+                                ("level", level),
+                                ("correlation_id", cid),
+                                ("user_id", user),
+                                ("text", text),
+                            )
+                            if v is not None
+                        )
+                        out.append(queries.ShippedQuery("admin: LogFilter", variables, f.logql()))
     return out
 
 

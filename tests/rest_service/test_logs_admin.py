@@ -4,11 +4,16 @@ stand-in (tests/loki/standin.py) on a real port; and the LogQL builder fuzzed fo
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -136,9 +141,9 @@ async def test_logs_page_pages_back_in_time(app: Running, loki: LokiStandIn) -> 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"service": 'x"} |= "'}, "service:"),
+        ({"service": 'x"} |= "'}, "service names use"),
         ({"level": "warning"}, "level must be one of"),
-        ({"correlation_id": "a b"}, "correlation_id:"),
+        ({"correlation_id": "a b"}, "correlation_id uses"),
         ({"user_id": "1e9"}, "user_id must be a whole number"),
         ({"user_id": str(2**64)}, "user_id"),
         ({"text": "two\nlines"}, "text must be one line"),
@@ -327,3 +332,44 @@ async def test_timeline_unknown_or_invalid_id(app: Running) -> None:
     assert resp.status_code == 200 and "Nothing recorded with this correlation_id" in resp.text
     resp = await app.client.get("/admin/correlation/bad%20id%22")
     assert resp.status_code == 404
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def follow(cid: str, database_url: str, loki_url: str | None) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": database_url,
+        "COLUMNS": "200",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    if loki_url:
+        env["LOKI_URL"] = loki_url
+    cli = str(Path(sys.executable).with_name("otel-assist"))
+    return subprocess.run([cli, "follow", cid], env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_follow_prints_the_same_timeline(
+    app: Running, loki: LokiStandIn, sqlite_url: str
+) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    await seed_history(app, at)
+    seed_cid_lines(loki, at)
+    done = await asyncio.to_thread(follow, CID, sqlite_url, loki.url)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "9 events over 8.50 s; longest gap 6.40 s" in out, out
+    for lane in ("queue to_secretary", "job memory_extraction", "assistant_service"):
+        assert lane in out
+    assert "6.50 s wait" in out and "█" in out
+    assert out.index("user message received") < out.index("llm call done") < out.index("reply sent")
+
+    loki.stop()
+    down = await asyncio.to_thread(follow, CID, sqlite_url, loki.url)
+    assert down.returncode == 0, down.stderr
+    assert "Log lines are not shown: Loki at" in down.stdout
+    assert "push to_secretary" in down.stdout and "user message received" not in down.stdout
+
+    bad = await asyncio.to_thread(follow, 'x"}', sqlite_url, None)
+    assert bad.returncode == 2 and "letters, digits" in bad.stdout
