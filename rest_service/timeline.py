@@ -91,7 +91,10 @@ def _log_events(lines: list[LogLine]) -> list[Event]:
     return [
         Event(
             at=line.at,
-            lane=line.service or "unknown service",
+            # One process can host several components (the demo does): a lane each.
+            lane=" · ".join(
+                filter(None, (line.service or "unknown service", line.labels.get("component")))
+            ),
             service=line.service or "unknown service",
             kind="log",
             title=line.line,
