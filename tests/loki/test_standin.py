@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.loki import logql
@@ -329,3 +329,41 @@ def test_quoted_values_round_trip(value: str) -> None:
     expr = logql.parse("{service_name=" + quoted + "}")
     assert isinstance(expr, logql.LogQuery)
     assert expr.selector[0].value == value
+
+
+_ATTR_KEY = st.text(
+    alphabet=st.sampled_from([*"abc.XYZ_-/ 09é", "\x00", "\n", "💥"]), min_size=1, max_size=20
+)
+_ATTR_VALUE = st.one_of(
+    st.text(max_size=50).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(attrs=st.dictionaries(_ATTR_KEY, _ATTR_VALUE, max_size=12))
+def test_any_attributes_land_as_metadata_and_stay_queryable(
+    loki: LokiStandIn, attrs: dict[str, str | int]
+) -> None:
+    """Hostile attribute names and values: every name becomes a valid label name, values
+    are kept as text, and the line is still found through a label filter."""
+    needle = f"needle-{len(loki.entries())}"
+    attrs = {**attrs, "correlation_id": needle}
+    status, text = push(loki, request([record("hostile", attrs=attrs)]))
+    assert status == 200, text
+    entry = loki.entries()[-1]
+    meta = dict(entry.metadata)
+    for key, value in attrs.items():
+        name = label_name(key)
+        assert all(c.isascii() and (c.isalnum() or c == "_") for c in name)
+        if sum(label_name(k) == name for k in attrs) == 1:  # no two names collide
+            assert meta[name] == str(value)
+    status, body = get(
+        loki,
+        "/loki/api/v1/query_range",
+        query=f'{{service_name="checkout"}} | correlation_id="{needle}"',
+    )
+    assert status == 200
+    assert [v[1] for s in body["data"]["result"] for v in s["values"]] == ["hostile"]

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rest_service import timeline
-from rest_service.loki import InvalidFilter, LogFilter, LokiClient
+from rest_service.loki import InvalidFilter, LogFilter, LokiClient, LokiUnavailable, parse_streams
+from tests import servers
 from tests.loki import logql
 from tests.loki.otlp import push, record, request
 from tests.loki.standin import LokiStandIn
@@ -373,3 +375,57 @@ async def test_follow_prints_the_same_timeline(
 
     bad = await asyncio.to_thread(follow, 'x"}', sqlite_url, None)
     assert bad.returncode == 2 and "letters, digits" in bad.stdout
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(
+    payload=st.one_of(
+        _JSON,
+        st.fixed_dictionaries(
+            {
+                "data": st.fixed_dictionaries(
+                    {
+                        "resultType": st.sampled_from(["streams", "matrix", 3]),
+                        "result": st.lists(
+                            st.fixed_dictionaries(
+                                {"stream": _JSON, "values": st.lists(st.lists(_JSON))}
+                            ),
+                            max_size=3,
+                        ),
+                    }
+                )
+            }
+        ),
+    )
+)
+def test_any_answer_from_loki_is_lines_or_a_clear_error(payload: Any) -> None:
+    """Whatever sits at LOKI_URL answers, parsing gives lines or LokiUnavailable."""
+    try:
+        lines = parse_streams(payload)
+    except LokiUnavailable as exc:
+        assert str(exc)
+        return
+    assert all(isinstance(line.line, str) for line in lines)
+    assert [line.ts_ns for line in lines] == sorted((line.ts_ns for line in lines), reverse=True)
+
+
+async def test_timeline_on_postgres(postgres: servers.Postgres, loki: LokiStandIn) -> None:
+    """The same timeline from the real Postgres (the other tests use SQLite)."""
+    url = postgres.create_database(f"tl_{uuid.uuid4().hex[:12]}")
+    async for running in admin_app(url, loki_url=loki.url):
+        at = datetime.now(UTC) - timedelta(minutes=5)
+        await seed_history(running, at)
+        seed_cid_lines(loki, at)
+        tl = await timeline.build(CID, running.db, LokiClient(running.app.state.settings))
+        assert [e.kind for e in tl.events] == [
+            "push", "log", "pop", "log", "job", "log", "push", "pop", "log"
+        ]  # fmt: skip
+        assert tl.events[2].duration_s == pytest.approx(6.5)
+        assert tl.total_s == pytest.approx(8.5)
