@@ -33,40 +33,45 @@ ARTIFACTS = ROOT / "test-artifacts"
 SERVICES = ("assistant_service", "telegram_bot_service")
 CID = "cid-logql-check-1"
 USER_ID = 42
+OTHER_SERVICE = "cron_service"
 
 
-def run_workload(stack: Stack, events: list[str]) -> None:
-    for service in SERVICES:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tests.loki.log_workload",
-                "--service",
-                service,
-                "--events",
-                ",".join(events),
-                "--correlation-id",
-                CID,
-                "--user-id",
-                str(USER_ID),
-            ],
-            env={
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": str(ROOT),
-                "OTEL_EXPORTER_OTLP_ENDPOINT": stack.collector.otlp_endpoint,
-                "OTEL_LOGS_EXPORTER": "otlp",
-                "OTEL_METRICS_EXPORTER": "none",
-                "OTEL_ASSIST_ENVIRONMENT": "test",
-                "OTEL_ASSIST_LOG_LEVEL": "DEBUG",
-                "OTEL_ASSIST_LOG_EXPORT_INTERVAL": "200",
-                "OTEL_RESOURCE_ATTRIBUTES": "",
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
+def run_workload(
+    stack: Stack, service: str, cid: str, user: int, events: list[str], verb: str
+) -> None:
+    """One process logging every (event_type, level) pair through otel_assist -> Collector."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.loki.log_workload",
+            "--service",
+            service,
+            "--events",
+            ",".join(events),
+            "--correlation-id",
+            cid,
+            "--user-id",
+            str(user),
+            "--verb",
+            verb,
+        ],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": stack.collector.otlp_endpoint,
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_ASSIST_ENVIRONMENT": "test",
+            "OTEL_ASSIST_LOG_LEVEL": "DEBUG",
+            "OTEL_ASSIST_LOG_EXPORT_INTERVAL": "200",
+            "OTEL_RESOURCE_ATTRIBUTES": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def query_range(stack: Stack, expr: str) -> tuple[int, Any]:
@@ -88,13 +93,13 @@ def query_range(stack: Stack, expr: str) -> tuple[int, Any]:
 
 def summary(body: dict[str, Any]) -> tuple[int, str]:
     """(how much came back, a short description): lines for log queries, the sum of the
-    last points for metric queries."""
+    last points (lines counted in the last minute) for metric queries."""
     data = body["data"]
     if data["resultType"] == "streams":
         lines = sum(len(s["values"]) for s in data["result"])
         return lines, f"{lines} lines in {len(data['result'])} streams"
     total = sum(float(s["values"][-1][1]) for s in data["result"] if s["values"])
-    return len(data["result"]), f"{len(data['result'])} series, last points sum {total:g}"
+    return round(total), f"{len(data['result'])} series, last points sum {total:g}"
 
 
 def admin_queries() -> list[queries.ShippedQuery]:
@@ -136,8 +141,11 @@ def test_every_logql_query_parses_obeys_loki_and_returns_data(stack: Stack) -> N
     levels = [o["value"] for o in logs_vars["level"]["options"]]
     assert set(levels) == {"debug", "info", "warn", "error", "fatal"}, levels
 
-    run_workload(stack, event_types)
-    expected = len(SERVICES) * len(event_types) * 5
+    for service in SERVICES:
+        run_workload(stack, service, CID, USER_ID, event_types, "processed")
+    # Lines the concrete filters must leave out: another request, user and text.
+    run_workload(stack, OTHER_SERVICE, "cid-other-2", 7, event_types[:3], "skipped")
+    expected = len(SERVICES) * len(event_types) * 5 + 3 * 5
     poll(lambda: len(stack.loki.entries()) >= expected, 60, f"{expected} lines at the stand-in")
     assert len(stack.loki.entries()) == expected  # none lost, none duplicated
 
@@ -157,7 +165,8 @@ def test_every_logql_query_parses_obeys_loki_and_returns_data(stack: Stack) -> N
         "user_id": [str(USER_ID)],
         "search": ["processed"],
     }
-    assert concrete["service"] == sorted(SERVICES) and concrete["environment"] == ["test"]
+    assert concrete["service"] == sorted((*SERVICES, OTHER_SERVICE))
+    assert concrete["environment"] == ["test"]
 
     shipped: list[queries.ShippedQuery] = []
     for board, panel, target, variables in found:
@@ -168,6 +177,7 @@ def test_every_logql_query_parses_obeys_loki_and_returns_data(stack: Stack) -> N
     grammar = queries.lezer_parse([q.expr for q in shipped])
     failures: list[str] = []
     report: list[str] = []
+    returned: list[tuple[queries.ShippedQuery, int]] = []
     for q, parsed in zip(shipped, grammar, strict=True):
         assert parsed["query"] == q.expr
         where = f"{q.origin} {dict(q.variables)}"
@@ -183,9 +193,18 @@ def test_every_logql_query_parses_obeys_loki_and_returns_data(stack: Stack) -> N
             failures.append(f"{where}: stand-in answered {status}: {body}")
             continue
         count, text = summary(body)
+        returned.append((q, count))
         report.append(f"{q.origin}\t{dict(q.variables)}\t{q.expr}\t{text}")
         if count == 0:
             failures.append(f"{where}: no data for {q.expr}")
+    # The filters filter: each concrete value returns less than the defaults did.
+    counts = {(q.origin, q.variables): c for q, c in returned}
+    for (origin, variables), count in counts.items():
+        if origin.startswith("admin") or variables[0][0] in ("*", "environment"):
+            continue
+        default = counts[(origin, (("*", "defaults"),))]
+        if count >= default:
+            failures.append(f"{origin} {dict(variables)}: {count} is not fewer than {default}")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "logql-queries.txt").write_text("\n".join(report) + "\n")
     print(f"{len(shipped)} LogQL queries checked, {len(report)} returned 200")

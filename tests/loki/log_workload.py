@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--events", required=True)
     parser.add_argument("--correlation-id", required=True)
     parser.add_argument("--user-id", type=int, required=True)
+    parser.add_argument("--verb", default="processed")
     args = parser.parse_args()
     telemetry = otel_assist.configure(service_name=args.service)
     # At DEBUG, urllib3 logs every OTLP export POST, and that line is exported in turn: a
@@ -34,7 +35,7 @@ def main() -> None:
         for event_type in args.events.split(","):
             for level in LEVELS:
                 getattr(log, level)(
-                    f"workload {event_type} processed at {level}",
+                    f"workload {event_type} {args.verb} at {level}",
                     event_type=event_type,
                     user_id=args.user_id,
                 )

@@ -81,7 +81,10 @@ def detected_level(severity_number: int, severity_text: str) -> str:
     The OTLP severity number ranges map to trace/debug/info/warn/error/fatal (OTel log data
     model: 1-4 TRACE ... 21-24 FATAL); without a number, the severity text is used; without
     either, Loki stores ``unknown``. Python's CRITICAL is exported as FATAL (21), so Loki
-    shows it as ``fatal``; WARNING (13) as ``warn``."""
+    shows it as ``fatal``; WARNING (13) as ``warn`` (both seen from Loki 3.7, issue 11).
+    Only the base numbers (5, 9, 13, 17, 21) were checked against a real Loki, and they are
+    all otel_assist emits; grafana/loki#18937 reports ``unknown`` for some in-between
+    numbers (e.g. 10), which this stand-in maps by range instead."""
     if severity_number > 0:
         for upper, name in ((4, "trace"), (8, "debug"), (12, "info"), (16, "warn"), (20, "error")):
             if severity_number <= upper:
