@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -172,7 +173,7 @@ def parse_streams(payload: Any) -> list[LogLine]:
     try:
         data = payload["data"]
         if data["resultType"] != "streams":
-            raise LokiUnavailable(f"Loki answered {data['resultType']!r}, not log lines")
+            raise LokiUnavailable(f"Loki answered {str(data['resultType'])[:40]!r}, not log lines")
         lines = []
         for stream in data["result"]:
             labels = {str(k): str(v) for k, v in dict(stream.get("stream") or {}).items()}
@@ -190,6 +191,7 @@ class LokiClient:
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
         self.base = (settings.loki_url or "").rstrip("/")
+        self.shown = _without_userinfo(self.base)  # for messages: never a password
         self.headers = {"X-Scope-OrgID": settings.loki_org_id} if settings.loki_org_id else {}
         self.auth = (
             httpx.BasicAuth(
@@ -237,7 +239,7 @@ class LokiClient:
                 )
         except httpx.HTTPError as exc:
             raise LokiUnavailable(
-                f"Loki at {self.base} is not reachable ({type(exc).__name__})"
+                f"Loki at {self.shown} is not reachable ({type(exc).__name__})"
             ) from None
         if resp.status_code != 200:
             detail = resp.text.strip().splitlines()[0][:300] if resp.text.strip() else ""
@@ -247,6 +249,14 @@ class LokiClient:
         except ValueError:
             raise LokiUnavailable("Loki's answer was not JSON") from None
         return parse_streams(payload)
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` removed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _ns_delta(delta: timedelta) -> int:

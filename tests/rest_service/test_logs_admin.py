@@ -429,3 +429,12 @@ async def test_timeline_on_postgres(postgres: servers.Postgres, loki: LokiStandI
         ]  # fmt: skip
         assert tl.events[2].duration_s == pytest.approx(6.5)
         assert tl.total_s == pytest.approx(8.5)
+
+
+async def test_credentials_in_loki_url_never_shown(sqlite_url: str) -> None:
+    down = LokiStandIn()  # nothing listens
+    url = down.url.replace("http://", "http://reader:pw-in-url@")
+    async for running in admin_app(sqlite_url, loki_url=url, loki_password="pw-in-setting"):
+        page = (await running.client.get("/admin/logs")).text
+        assert f"Loki at {down.url} is not reachable" in page
+        assert "pw-in-url" not in page and "pw-in-setting" not in page
