@@ -1,4 +1,5 @@
-"""The ``otel-assist`` command. Subcommands: ``demo`` (what ``make demo`` runs)."""
+"""The ``otel-assist`` command. Subcommands: ``demo`` (what ``make demo`` runs) and
+``follow`` (one request's timeline across services, in the terminal)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--log-file", type=Path, default=None, help="log file (default STATE_DIR/demo.log)"
     )
+    follow = sub.add_parser(
+        "follow",
+        help="print one request's timeline across services (log lines, queue hops, job runs)",
+        description="Everything recorded under CORRELATION_ID, in time order, with the gaps "
+        "and a waterfall: log lines from Loki (LOKI_URL, LOKI_ORG_ID, LOKI_USERNAME/"
+        "LOKI_PASSWORD) and queue messages and job runs from rest_service's database "
+        "(DATABASE_URL, else the embedded SQLite file). Loki unreachable: the database part "
+        "is printed with a notice.",
+    )
+    follow.add_argument("correlation_id", metavar="CORRELATION_ID")
     return parser
 
 
@@ -93,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                 "\notel-assist demo: interrupted twice, stopped without flushing", file=sys.stderr
             )
             return 130
+    if args.command == "follow":
+        # rest_service reads the history tables; imported here so the library itself never
+        # depends on it (like the demo).
+        from rest_service import follow
+
+        return follow.main(args.correlation_id)
     return 2
 
 

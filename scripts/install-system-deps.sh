@@ -12,6 +12,8 @@ declare -A want=(
   [/usr/bin/amtool]=prometheus-alertmanager
   [/usr/bin/chromium]=chromium
   [/usr/bin/wrk]=wrk
+  [/usr/bin/node]=nodejs   # runs Grafana's LogQL grammar (tests/logql)
+  [/usr/bin/npm]=npm
   [/usr/bin/prometheus-postgres-exporter]=prometheus-postgres-exporter
   [/usr/bin/prometheus-redis-exporter]=prometheus-redis-exporter
 )

@@ -203,7 +203,7 @@ class Variable:
     default: str = ""
     description: str = ""
 
-    def to_json(self) -> Json:
+    def to_json(self, all_value: str = ".*") -> Json:
         base: Json = {
             "name": self.name,
             "label": self.label,
@@ -222,7 +222,7 @@ class Variable:
         base.update(
             multi=self.multi,
             includeAll=self.multi,
-            allValue=".*" if self.multi else None,
+            allValue=all_value if self.multi else None,
             current=current,
             refresh=2 if self.kind == "query" else 0,
             sort=1,
@@ -230,8 +230,11 @@ class Variable:
         )
         if self.kind == "custom":
             base["query"] = self.query
+            # Grafana's custom-variable syntax: "text : value" shows people one name and
+            # puts another in the query (Loki's level values behind the familiar names).
             base["options"] = [
-                {"text": v, "value": v, "selected": False} for v in self.query.split(",")
+                {"text": text, "value": value or text, "selected": False}
+                for text, _, value in (o.partition(" : ") for o in self.query.split(","))
             ]
             return base
         ds = {"promql": PROMETHEUS, "logql": LOKI, "sql": POSTGRES}[self.lang]
@@ -270,6 +273,9 @@ class Dashboard:
     variables: list[Variable] = field(default_factory=list)
     time_from: str = "now-6h"
     refresh: str = "30s"
+    #: What a multi-value variable's "All" expands to. LogQL needs ".+": Loki refuses a
+    #: stream selector whose every matcher accepts the empty string (service_name=~".*").
+    all_value: str = ".*"
 
     def panels(self) -> list[Panel]:
         return [p for p in self.items if isinstance(p, Panel)]
@@ -341,7 +347,7 @@ class Dashboard:
                     "keepTime": True,
                 }
             ],
-            "templating": {"list": [v.to_json() for v in self.variables]},
+            "templating": {"list": [v.to_json(self.all_value) for v in self.variables]},
             "panels": out,
         }
 
@@ -696,6 +702,7 @@ LOGS = Dashboard(
     description="Every service's log lines from Loki, filtered by service, level, event type, "
     "correlation id and user id.",
     time_from="now-1h",
+    all_value=".+",  # Loki refuses {service_name=~".*", ...}: see Dashboard.all_value
     variables=[
         Variable("service", "Service", "query", "label_values(service_name)", lang="logql"),
         Variable(
@@ -705,7 +712,8 @@ LOGS = Dashboard(
             "label_values(deployment_environment_name)",
             lang="logql",
         ),
-        Variable("level", "Level", "custom", "critical,error,warn,warning,info,debug"),
+        # Loki's detected_level values (warn, fatal) behind the names people know.
+        Variable("level", "Level", "custom", "debug,info,warning : warn,error,critical : fatal"),
         Variable(
             "event_type",
             "Event type",
@@ -753,7 +761,7 @@ LOGS = Dashboard(
             [
                 logql(
                     f"sum by (service_name) (count_over_time({LOG_SELECTOR} | "
-                    f'detected_level=~"error|critical" [$__auto]))',
+                    f'detected_level=~"error|fatal" [$__auto]))',
                     legend="{{service_name}}",
                 )
             ],
@@ -773,7 +781,7 @@ LOGS = Dashboard(
             "table",
             [
                 logql(
-                    f'{LOG_SELECTOR} | detected_level=~"error|critical" | '
+                    f'{LOG_SELECTOR} | detected_level=~"error|fatal" | '
                     f'event_type=~"$event_type" | user_id=~"$user_id"'
                 )
             ],

@@ -1,8 +1,7 @@
 """Links from the admin pages into Grafana: Explore with LogQL/PromQL, and the dashboards.
 
-Only built when ``GRAFANA_URL`` is set. Every value placed inside a LogQL string is checked
-against a strict pattern first (service names, levels, correlation ids), so a crafted
-filter cannot change the query; the whole URL is then percent-encoded.
+Only built when ``GRAFANA_URL`` is set. LogQL comes from ``rest_service.loki.LogFilter``
+(validated values only); the whole URL is then percent-encoded.
 """
 
 from __future__ import annotations
@@ -12,9 +11,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from otel_assist import correlation
+from rest_service import loki
 
-LEVELS = ("debug", "info", "warning", "error", "critical")
+#: Loki's level values behind the names people know (one list: rest_service.loki).
+LEVELS = loki.LEVELS
 _SERVICE = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 RANGES = {"15m": "Last 15 minutes", "1h": "Last hour", "6h": "Last 6 hours", "24h": "Last 24 hours"}
 
@@ -35,18 +35,6 @@ def valid_service(value: str) -> bool:
 def _quote(value: str) -> str:
     """A LogQL/PromQL double-quoted string (values are pre-validated; escape anyway)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def logql(service: str | None, level: str | None, correlation_id: str | None) -> str:
-    """LogQL over the contract's labels: service_name is an index label; level and
-    correlation_id are structured metadata, filtered after the stream selector."""
-    selector = f"service_name={_quote(service)}" if service else 'service_name=~".+"'
-    query = "{" + selector + "}"
-    if level:
-        query += f" | detected_level={_quote(level)}"
-    if correlation_id:
-        query += f" | correlation_id={_quote(correlation_id)}"
-    return query
 
 
 @dataclass(frozen=True)
@@ -78,16 +66,6 @@ class Grafana:
         }
         params = {"schemaVersion": "1", "orgId": "1", "panes": json.dumps(panes)}
         return f"{self.base}/explore?{urlencode(params)}"
-
-    def logs_link(
-        self, service: str | None, level: str | None, cid: str | None, time_range: str
-    ) -> Link:
-        query = logql(service, level, cid)
-        return Link(
-            "Logs in Grafana Explore",
-            self.explore(self.loki_uid, "loki", query, time_range),
-            query,
-        )
 
     def logs_dashboard(
         self, service: str | None, level: str | None, cid: str | None, time_range: str
@@ -130,7 +108,3 @@ class Grafana:
     def dashboards(self, time_range: str) -> list[Link]:
         params = urlencode({"orgId": "1", "from": f"now-{time_range}", "to": "now"})
         return [Link(title, f"{self.base}/d/{uid}/?{params}") for uid, title in DASHBOARDS]
-
-
-def valid_correlation_id(value: str) -> bool:
-    return correlation.is_valid(value)

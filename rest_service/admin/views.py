@@ -470,41 +470,7 @@ async def queues_page(
     )
 
 
-# --------------------------------------------------------------------------- correlation
-
-
-@router.get("/correlation/{correlation_id}", name="admin_correlation")
-async def correlation_page(
-    request: Request, session: SessionDep, correlation_id: str
-) -> HTMLResponse:
-    ctx = _ctx(request)
-    if not ids.is_valid_correlation_id(correlation_id):
-        return render(
-            request,
-            "not_found.html",
-            session,
-            status_code=404,
-            what=f"correlation id ({ids.CORRELATION_ID_RULE})",
-            back="/admin/queues",
-        )
-    db = _db(request)
-    since = utcnow() - timedelta(hours=168)
-    messages = await queues_crud.list_messages(
-        db, since=since, correlation_id=correlation_id, limit=200
-    )
-    runs = await jobs_crud.list_executions(
-        db, since=since, correlation_id=correlation_id, limit=200
-    )
-    logs_link = ctx.grafana.logs_link(None, None, correlation_id, "24h") if ctx.grafana else None
-    return render(
-        request,
-        "correlation.html",
-        session,
-        cid=correlation_id,
-        messages=sorted(messages, key=lambda m: (m.created_at, m.direction != "push")),
-        runs=runs,
-        logs_link=logs_link,
-    )
+# The correlation page (one request's timeline) is in logs_views.py.
 
 
 # --------------------------------------------------------------------------- memory
@@ -607,47 +573,10 @@ async def memory_delete(
     return RedirectResponse(str(target.path) + "?" + target.query, status.HTTP_303_SEE_OTHER)
 
 
-# --------------------------------------------------------------------------- logs & metrics
+# --------------------------------------------------------------------------- services
 
 
-@router.get("/logs", name="admin_logs")
-async def logs_page(
-    request: Request,
-    session: SessionDep,
-    service: str | None = None,
-    level: str | None = None,
-    correlation_id: str | None = None,
-    range: str | None = None,
-) -> HTMLResponse:
-    ctx = _ctx(request)
-    error = None
-    f_service = (service or "").strip() or None
-    f_level = (level or "").strip() or None
-    f_cid = (correlation_id or "").strip() or None
-    f_range = range if range in grafana.RANGES else "1h"
-    if f_service is not None and not grafana.valid_service(f_service):
-        error, f_service = "service names use letters, digits and . _ - only", None
-    if f_level is not None and f_level not in grafana.LEVELS:
-        error, f_level = f"level must be one of {', '.join(grafana.LEVELS)}", None
-    if f_cid is not None and not grafana.valid_correlation_id(f_cid):
-        error, f_cid = "correlation_id uses letters, digits and . _ : - only", None
-    g = ctx.grafana
-    return render(
-        request,
-        "logs.html",
-        session,
-        error=error,
-        f={"service": f_service, "level": f_level, "correlation_id": f_cid, "range": f_range},
-        levels=grafana.LEVELS,
-        ranges=grafana.RANGES,
-        services=KNOWN_SERVICES,
-        query=grafana.logql(f_service, f_level, f_cid),
-        logs_link=g.logs_link(f_service, f_level, f_cid, f_range) if g else None,
-        logs_dashboard=g.logs_dashboard(f_service, f_level, f_cid, f_range) if g else None,
-        metric_links=g.metric_links(f_service, f_range) if g else [],
-        dashboards=g.dashboards(f_range) if g else [],
-    )
-
+# The Logs page (lines read from Loki) is in logs_views.py.
 
 KNOWN_SERVICES = (
     "rest_service",

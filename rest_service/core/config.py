@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Loki's query API, read by the admin Logs page, the correlation timeline and
+    # ``otel-assist follow`` (unset: those say so and show what Postgres has).
+    loki_url: str | None = Field(default=None, description="e.g. http://loki:3100")
+    loki_org_id: str | None = Field(
+        default=None, description="X-Scope-OrgID header, for a multi-tenant Loki."
+    )
+    loki_username: str | None = Field(default=None, description="basic auth (a proxy's)")
+    loki_password: SecretStr | None = Field(default=None, description="basic auth password")
+    loki_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
     @field_validator("queue_names", mode="before")
     @classmethod
     def _split_queue_names(cls, value: object) -> object:

@@ -1,10 +1,9 @@
 """The real Collector (built from collector/manifest.yaml) and what it talks to, on loopback.
 
 - ``collector_binary``: runs ``collector/build.sh`` once per session (cached by manifest hash).
-- ``LokiStandIn``: Loki cannot run here, so a small OTLP/HTTP server stands in for Loki's
-  ingest endpoint (``/otlp/v1/logs``). It decodes each request with opentelemetry-proto's
-  ``ExportLogsServiceRequest`` and keeps the records. It can be stopped and started again on
-  the same port (an outage).
+- ``LokiStandIn`` (``tests/loki/standin.py``): Loki cannot run here, so a stand-in that
+  follows Loki's documented OTLP ingest and query rules takes its place. It can be stopped
+  and started again on the same port (an outage).
 - ``Stack``: Collector + real Prometheus (remote-write target, and scraping the Collector's
   own metrics) + the Loki stand-in + instrumented service processes
   (``tests/collector/service_app.py``), each process its own ``service.instance.id``.
@@ -13,30 +12,22 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tests import servers
+from tests.loki.standin import LokiStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "collector" / "config.yaml"
@@ -59,170 +50,7 @@ def collector_binary() -> Path:
     return binary
 
 
-# --------------------------------------------------------------------------- Loki stand-in
-
-
-def _value(v: AnyValue) -> Any:
-    kind = v.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_value(x) for x in v.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
-    return getattr(v, kind)
-
-
-@dataclass
-class ReceivedRecord:
-    resource: dict[str, Any]
-    scope: str
-    body: Any
-    severity_text: str
-    attributes: dict[str, Any]
-
-
-class LokiStandIn:
-    """A stand-in for Loki's OTLP ingest endpoint (NOT Loki): decodes and keeps records."""
-
-    path = "/otlp/v1/logs"
-
-    def __init__(self) -> None:
-        self.port = servers.free_port()
-        self.records: list[ReceivedRecord] = []
-        self.requests = 0
-        self.rejected = 0
-        self._reject_status = 0
-        self._reject_left = 0
-        self._reject_until = 0.0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._connections: set[socket.socket] = set()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def endpoint(self) -> str:
-        """What the Collector's LOKI_OTLP_ENDPOINT is set to (the exporter adds /v1/logs)."""
-        return f"http://127.0.0.1:{self.port}/otlp"
-
-    def start(self) -> LokiStandIn:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                with stand_in._lock:
-                    stand_in._connections.add(self.connection)
-
-            def finish(self) -> None:
-                with stand_in._lock:
-                    stand_in._connections.discard(self.connection)
-                with contextlib.suppress(OSError):
-                    super().finish()
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if stand_in._server is None:  # down: drop the connection, answer nothing
-                    self.close_connection = True
-                    return
-                if self.path != stand_in.path:
-                    self._reply(404, b"not found", "text/plain")
-                    return
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = ExportLogsServiceRequest()
-                request.ParseFromString(body)
-                status = stand_in._rejection()
-                if status is not None:
-                    self._reply(status, b'{"message": "rejected by the test"}', "application/json")
-                    return
-                stand_in._keep(request)
-                self._reply(
-                    200,
-                    ExportLogsServiceResponse().SerializeToString(),
-                    "application/x-protobuf",
-                )
-
-            def _reply(self, code: int, payload: bytes, content_type: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Outage: the port stops listening (connection refused), like a Loki that is down.
-
-        Kept-alive connections are cut too, so nothing slips through them."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def reject(self, status: int, *, requests: int = 0, seconds: float = 0.0) -> None:
-        """Answer ``status`` instead of accepting: for the next ``requests`` pushes or for
-        ``seconds`` (what Loki does when rate limited, 429, or when a push is invalid, 400)."""
-        with self._lock:
-            self._reject_status = status
-            self._reject_left = requests
-            self._reject_until = time.monotonic() + seconds
-
-    def _rejection(self) -> int | None:
-        with self._lock:
-            if self._reject_left > 0:
-                self._reject_left -= 1
-            elif time.monotonic() >= self._reject_until:
-                return None
-            self.rejected += 1
-            return self._reject_status
-
-    def _keep(self, request: ExportLogsServiceRequest) -> None:
-        received = []
-        for rl in request.resource_logs:
-            resource = {kv.key: _value(kv.value) for kv in rl.resource.attributes}
-            for sl in rl.scope_logs:
-                for lr in sl.log_records:
-                    received.append(
-                        ReceivedRecord(
-                            resource=resource,
-                            scope=sl.scope.name,
-                            body=_value(lr.body),
-                            severity_text=lr.severity_text,
-                            attributes={kv.key: _value(kv.value) for kv in lr.attributes},
-                        )
-                    )
-        with self._lock:
-            self.requests += 1
-            self.records.extend(received)
-
-    def snapshot(self) -> list[ReceivedRecord]:
-        with self._lock:
-            return list(self.records)
-
-    def seqs(self, service: str | None = None) -> list[int]:
-        """``seq`` of every received message_processed record (with duplicates)."""
-        return [
-            int(r.attributes["seq"])
-            for r in self.snapshot()
-            if r.attributes.get("event_type") == "message_processed"
-            and (service is None or r.resource.get("service.name") == service)
-        ]
+# The Loki stand-in lives in tests/loki/standin.py (its rules are tested there).
 
 
 # --------------------------------------------------------------------------- the Collector
