@@ -114,7 +114,8 @@ def _test_tools() -> list[str]:
 
 @pytest.fixture(scope="module")
 def lowest_venv() -> Path:
-    key = LOWEST.read_bytes() + PYPROJECT.read_bytes() + EXTRAS.encode()
+    # The checkout's path too: the venv's editable install points at this checkout.
+    key = LOWEST.read_bytes() + PYPROJECT.read_bytes() + EXTRAS.encode() + str(ROOT).encode()
     digest = hashlib.sha256(key).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "otel-assist"
     where = cache / f"lowest-venv-{digest}"
