@@ -28,18 +28,19 @@ Detections APScheduler does not give on its own, done by a sweeper on the tracke
 * **cancelled**: a run ended by cancellation (``asyncio.CancelledError`` when
   ``scheduler.shutdown()`` cancels it, KeyboardInterrupt, SystemExit) is ``cancelled``,
   not a failure: it neither raises nor resets the consecutive-failure count.
+* **consecutive failures** per job id; the gauge ``cron_job_consecutive_failures`` shows
+  the worst job of each type.
 
 Every run is counted once in ``cron_jobs_total``, under the status its history row ends
 with; docs/job-lifecycle.md is the table of statuses. APScheduler's own
 ``Job ... raised an exception`` line is dropped for tracked jobs (``job failed`` carries the
 same traceback), so one failure is one ERROR line.
-* **consecutive failures** per job id; the gauge ``cron_job_consecutive_failures`` shows
-  the worst job of each type.
 
-The wrapper around the job does only a clock read, a context attach and a
-``SimpleQueue.put`` per event; listeners only enqueue. Logging, metrics, history and the
-sweeps run on one daemon thread, so tracking never slows a job, never blocks the event
-loop of an AsyncIOScheduler, and an error in tracking never fails a job.
+The wrapper around the job does only clock reads, a context attach, the ``job started``
+line (so it precedes the job's own lines) and a ``SimpleQueue.put`` per event; listeners
+only enqueue. The end line, metrics, history and the sweeps run on one daemon thread, so
+tracking never blocks the event loop of an AsyncIOScheduler, and an error in tracking
+never fails a job.
 
 Jobs in the memory job store are wrapped in place when added. Jobs in a persistent job
 store are reloaded from storage on every run, so decorate their functions with
