@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -324,8 +324,3 @@ async def public(db: Database, row: Any, now: datetime | None = None) -> Monitor
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-async def count(db: Database) -> int:
-    async with db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(M)) or 0)
