@@ -22,6 +22,7 @@ ALL = [
     "ingest_throughput",
     "stats_scaling",
     "partitioned_history",
+    "collector_tiers",
 ]
 
 
