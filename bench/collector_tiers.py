@@ -3,9 +3,11 @@ single-tier Collector (collector/config.yaml), same machine, same producer, same
 
 The real otelcol-assist binary (collector/build.sh) runs each pipeline; a producer pushes
 pre-serialised OTLP/HTTP requests of BATCH records from CONCURRENCY threads, and the rate is
-records acknowledged by the sink / wall time until the sink holds all of them. The sink
-keeps raw requests (tests/otlp_receiver.py) and decodes them only at the end, so it costs the
-machine little. The two sides alternate in ROUNDS rounds (this shared VM's speed drifts).
+records / wall time until the last Collector in the chain reports them all exported
+(``otelcol_exporter_sent_log_records_total``). The sink (a Loki stand-in that answers 200)
+keeps the raw, gzip-compressed pushes and decodes them only after the timing, to check that
+every record arrived. The two sides alternate in ROUNDS rounds (this shared VM's speed
+drifts).
 
 What it tells docs/scaling.md: how many log records per second one Collector process (and
 one agent + one gateway) moves on one core-pair here, i.e. when a host needs more than one.
@@ -15,13 +17,16 @@ durability at the agent and gateways that scale out).
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -35,13 +40,60 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from bench import BenchResult
 from tests import servers
-from tests.otlp_receiver import OTLPReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
 REQUESTS = int(os.environ.get("BENCH_TIERS_REQUESTS", "60"))  # per round
 CONCURRENCY = 4
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+class Sink:
+    """A Loki stand-in (NOT Loki) for throughput: answers 200, keeps the raw bodies."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, bytes]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                sink.bodies.append((self.headers.get("Content-Encoding", ""), body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/otlp"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def records(self) -> int:
+        total = 0
+        for encoding, body in self.bodies:
+            raw = gzip.decompress(body) if encoding == "gzip" else body
+            request = ExportLogsServiceRequest.FromString(raw)
+            total += sum(
+                len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs
+            )
+        return total
+
+
+def exported(metrics_port: int) -> float:
+    """otelcol_exporter_sent_log_records_total of the Collector on ``metrics_port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("otelcol_exporter_sent_log_records_total")
+    )
 
 
 def binary() -> str:
@@ -82,9 +134,10 @@ def payloads(n: int) -> list[bytes]:
 
 def start(
     exe: str, config: str, name: str, work: Path, env: dict[str, str]
-) -> servers.ManagedProcess:
+) -> tuple[servers.ManagedProcess, int]:
     health = servers.free_port()
-    return servers.ManagedProcess(
+    metrics = servers.free_port()
+    process = servers.ManagedProcess(
         name,
         [exe, f"--config={ROOT / 'collector' / config}"],
         ready=lambda: servers.http_ok(f"http://127.0.0.1:{health}/"),
@@ -92,17 +145,19 @@ def start(
         env={
             "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{health}",
             "OTELCOL_METRICS_HOST": "127.0.0.1",
-            "OTELCOL_METRICS_PORT": str(servers.free_port()),
+            "OTELCOL_METRICS_PORT": str(metrics),
             "OTELCOL_OTLP_GRPC_ENDPOINT": env.pop("GRPC", f"127.0.0.1:{servers.free_port()}"),
             "PROMETHEUS_REMOTE_WRITE_ENDPOINT": "http://127.0.0.1:9/api/v1/write",
             **env,
         },
         start_timeout=30,
     ).start()
+    return process, metrics
 
 
-def push(url: str, bodies: list[bytes], sink: OTLPReceiver, total: int) -> float:
-    """Seconds from the first request until the sink has received every request."""
+def push(url: str, bodies: list[bytes], last_metrics_port: int, total: int) -> float:
+    """Seconds from the first request until the last Collector has exported ``total``
+    records in all (its counter is cumulative over rounds)."""
     lock = threading.Lock()
     todo = list(bodies)
 
@@ -123,7 +178,6 @@ def push(url: str, bodies: list[bytes], sink: OTLPReceiver, total: int) -> float
                 except OSError:
                     time.sleep(0.1)
 
-    before = len(sink.paths)
     start_t = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
     for t in threads:
@@ -131,19 +185,9 @@ def push(url: str, bodies: list[bytes], sink: OTLPReceiver, total: int) -> float
     for t in threads:
         t.join()
     deadline = time.monotonic() + 120
-    # the receiver counts requests; each exported request holds up to max_size records, so
-    # wait on the decoded record count instead, taken without the decode cost in the loop
-    while time.monotonic() < deadline:
-        with sink.lock:
-            arrived = len(sink.paths) - before
-        if arrived and _records(sink) >= total:
-            break
-        time.sleep(0.2)
+    while time.monotonic() < deadline and exported(last_metrics_port) < total:
+        time.sleep(0.05)
     return time.perf_counter() - start_t
-
-
-def _records(sink: OTLPReceiver) -> int:
-    return len(sink.records())
 
 
 def run() -> BenchResult:
@@ -153,63 +197,68 @@ def run() -> BenchResult:
     per_round = REQUESTS * BATCH
     single_t: list[float] = []
     tiers_t: list[float] = []
-    with OTLPReceiver() as sink:
-        single_http = servers.free_port()
-        single = start(
-            exe,
-            "config.yaml",
-            "single",
-            work,
-            {
-                "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{single_http}",
-                "OTELCOL_STORAGE_DIR": str(work / "single-queue"),
-                "LOKI_OTLP_ENDPOINT": sink.endpoint,
-            },
-        )
-        gw_grpc = servers.free_port()
-        gateway = start(
-            exe,
-            "gateway.yaml",
-            "gateway",
-            work,
-            {
-                "GRPC": f"127.0.0.1:{gw_grpc}",
-                "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{servers.free_port()}",
-                "LOKI_OTLP_ENDPOINT": sink.endpoint,
-            },
-        )
-        agent_http = servers.free_port()
-        agent = start(
-            exe,
-            "agent.yaml",
-            "agent",
-            work,
-            {
-                "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{agent_http}",
-                "OTELCOL_STORAGE_DIR": str(work / "agent-queue"),
-                "OTELCOL_GATEWAY_ENDPOINT": f"dns:///127.0.0.1:{gw_grpc}",
-            },
-        )
-        try:
-            expected = 0
-            for round_no in range(ROUNDS):
-                for name, port, times in (
-                    ("single-tier", single_http, single_t),
-                    ("agent -> gateway", agent_http, tiers_t),
-                ):
-                    expected += per_round
-                    seconds = push(f"http://127.0.0.1:{port}/v1/logs", bodies, sink, expected)
-                    times.append(seconds)
-                    print(
-                        f"  round {round_no + 1}: {name} {per_round / seconds:,.0f} records/s",
-                        flush=True,
-                    )
-            got = _records(sink)
-            assert got >= expected, f"sink has {got} of {expected} records"
-        finally:
-            agent.stop()
-            gateway.stop()
-            single.stop()
+    sink = Sink()
+    single_http = servers.free_port()
+    single, single_metrics = start(
+        exe,
+        "config.yaml",
+        "single",
+        work,
+        {
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{single_http}",
+            "OTELCOL_STORAGE_DIR": str(work / "single-queue"),
+            "LOKI_OTLP_ENDPOINT": sink.endpoint,
+        },
+    )
+    gw_grpc = servers.free_port()
+    gateway, gateway_metrics = start(
+        exe,
+        "gateway.yaml",
+        "gateway",
+        work,
+        {
+            "GRPC": f"127.0.0.1:{gw_grpc}",
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{servers.free_port()}",
+            "LOKI_OTLP_ENDPOINT": sink.endpoint,
+        },
+    )
+    agent_http = servers.free_port()
+    agent, _ = start(
+        exe,
+        "agent.yaml",
+        "agent",
+        work,
+        {
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{agent_http}",
+            "OTELCOL_STORAGE_DIR": str(work / "agent-queue"),
+            "OTELCOL_GATEWAY_ENDPOINT": f"dns:///127.0.0.1:{gw_grpc}",
+        },
+    )
+    try:
+        for round_no in range(ROUNDS):
+            for name, port, metrics, times in (
+                ("single-tier", single_http, single_metrics, single_t),
+                ("agent -> gateway", agent_http, gateway_metrics, tiers_t),
+            ):
+                seconds = push(
+                    f"http://127.0.0.1:{port}/v1/logs",
+                    bodies,
+                    metrics,
+                    per_round * (round_no + 1),
+                )
+                times.append(seconds)
+                print(
+                    f"  round {round_no + 1}: {name} {per_round / seconds:,.0f} records/s",
+                    flush=True,
+                )
+        expected = 2 * per_round * ROUNDS
+        got = sink.records()
+        assert got >= expected, f"sink has {got} of {expected} records"
+    finally:
+        agent.stop()
+        gateway.stop()
+        single.stop()
+        sink.server.shutdown()
     ours = per_round * ROUNDS / sum(tiers_t)
     base = per_round * ROUNDS / sum(single_t)
     print(
