@@ -24,6 +24,7 @@ ALL = [
     "event_cost",
     "stats_cardinality",
     "partitioned_history",
+    "collector_tiers",
 ]
 
 

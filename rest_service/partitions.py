@@ -182,21 +182,30 @@ def maintain(conn: Connection, today: date, ahead: int = AHEAD_DAYS) -> Maintena
     return result
 
 
-def drop_before(conn: Connection, table: str, cutoff: date) -> list[str]:
+@dataclass
+class Dropped:
+    partitions: list[str] = field(default_factory=list)
+    rows: int = 0
+
+
+def drop_before(conn: Connection, table: str, cutoff: date) -> Dropped:
     """Drop every daily partition that ends on or before ``cutoff`` (a UTC day boundary),
     and delete DEFAULT's rows older than it (few: maintenance drains DEFAULT). Whole days
-    only: no row-by-row DELETE of the history."""
+    only: no row-by-row DELETE of the history. Counts the rows it removes (an index-only
+    count per dropped day, for the log line and the caller's totals)."""
     conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    dropped = []
+    result = Dropped()
     for day, name in sorted(partitions(conn, table).items()):
         if day + timedelta(days=1) <= cutoff:
+            result.rows += int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar() or 0)
             conn.execute(text(f'DROP TABLE "{name}"'))
-            dropped.append(name)
-    conn.execute(
+            result.partitions.append(name)
+    deleted = conn.execute(
         text(f'DELETE FROM "{default_name(table)}" WHERE created_at < :c'),
         {"c": datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)},
     )
-    return dropped
+    result.rows += int(deleted.rowcount or 0)
+    return result
 
 
 # --------------------------------------------------------------------------- conversion

@@ -93,8 +93,9 @@ async def purge(db: Database, settings: Settings, now: datetime | None = None) -
 
 
 async def _drop_partitions(db: Database, cutoff: date) -> dict[str, int] | None:
-    """Drop whole day partitions ending on or before ``cutoff``; partitions dropped per
-    table, or None when the history is not partitioned (not migrated to 0002 yet)."""
+    """Drop whole day partitions ending on or before ``cutoff``; rows removed per table
+    (and partitions dropped, as ``<table>_partitions``), or None when the history is not
+    partitioned (not migrated to 0002 yet)."""
     done: dict[str, int] = {}
     for table in partitions.TABLES:
         async with db.engine.begin() as conn:
@@ -106,7 +107,8 @@ async def _drop_partitions(db: Database, cutoff: date) -> dict[str, int] | None:
                 # job writes read-modify-write rows and rollups under this lock
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": JOB_LOCK_KEY})
             dropped = await conn.run_sync(partitions.drop_before, table, cutoff)
-        done[f"{table}_partitions"] = len(dropped)
+        done[table] = dropped.rows
+        done[f"{table}_partitions"] = len(dropped.partitions)
     return done
 
 

@@ -263,6 +263,23 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
     collector_binary: Path, tmp_path: Path
 ) -> None:
     loki = LokiStandIn().start()
+    # Loki (its stand-in) takes 0.8 s per push, so the gateways always hold RPCs in flight:
+    # the kill below lands on pushes the agent is still waiting for.
+    in_flight = [0]
+    in_flight_lock = threading.Lock()
+    answer = loki._rejection
+
+    def slow_answer() -> int | None:
+        with in_flight_lock:
+            in_flight[0] += 1
+        try:
+            time.sleep(0.8)
+            return answer()
+        finally:
+            with in_flight_lock:
+                in_flight[0] -= 1
+
+    loki._rejection = slow_answer  # type: ignore[method-assign]
     dns = DnsStandIn(GATEWAY_HOSTS).start()
     grpc_port = same_free_port(GATEWAY_HOSTS)
     gateways = [
@@ -307,6 +324,8 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
             "both gateways to receive batches from the agent",
         )
         poll(lambda: len(producer.sent()) >= 3000, 60, "3000 records acknowledged")
+        # wait until both gateways' pushes are in flight at Loki, then kill one
+        poll(lambda: in_flight[0] >= 2, 30, "pushes in flight at Loki", interval=0.02)
         survivor_before = survivor.accepted_log_records()
         victim.process.kill()  # SIGKILL mid-stream: no flush, RPCs in flight die with it
         sent_at_kill = len(producer.sent())
@@ -348,6 +367,8 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
     assert len(sent) == len(set(sent)) >= 6000
     assert not lost, f"{len(lost)} acknowledged records lost, e.g. {sorted(lost)[:10]}"
     assert not phantom, sorted(phantom)[:10]
+    # the kill really cut RPCs the agent was waiting for, and the agent sent them again
+    assert retried >= 1, "no export failed at the kill: nothing was in flight"
     # The survivor took over the whole stream after the kill.
     assert survivor_after - survivor_before >= 3000
     # What arrived is what was sent, byte for byte (control characters, NUL, non-BMP, 64 KiB).
