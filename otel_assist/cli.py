@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        from otel_assist.extras import exit_unless_installed
+
+        exit_unless_installed("demo", "otel-assist demo")
         from otel_assist.demo.runner import DemoOptions, run
 
         options = DemoOptions(

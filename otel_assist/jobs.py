@@ -689,6 +689,9 @@ def track_scheduler(
     ``grace`` (seconds, default ``OTEL_ASSIST_JOB_GRACE_MS``) is how late a run may be
     before it counts as missed.
     """
+    from otel_assist.extras import require
+
+    require("queues", "otel_assist.jobs.track_scheduler")  # names the extra, not a traceback
     from apscheduler.events import (
         EVENT_JOB_ADDED,
         EVENT_JOB_ERROR,
