@@ -30,7 +30,13 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otel-assist", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="otel-assist",
+        description="otel-assist: the OpenTelemetry distribution's command line. "
+        "'otel-assist demo' runs the simulated assistant (what 'make demo' runs; needs the "
+        "[demo] extra).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
