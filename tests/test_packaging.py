@@ -23,6 +23,9 @@ import pytest
 
 from tests import servers
 
+# Five venvs with their dependencies (from pip's cache) take minutes on a loaded machine.
+pytestmark = pytest.mark.timeout(1800)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = ("", "fastapi", "queues", "rest", "demo")
 # What each extra makes available (an extra includes another only where pyproject says so).
@@ -92,11 +95,22 @@ def test_metadata_names_the_license_and_the_extras(dist: dict[str, Path | str]) 
 
 
 def _make_venv(where: Path, wheel: Path, extra: str) -> Path:
-    venv.EnvBuilder(with_pip=True, clear=True).create(where)
+    # No pip inside (ensurepip costs more than the install): the outer pip installs into it.
+    venv.EnvBuilder(with_pip=False, clear=True).create(where)
     py = where / "bin" / "python"
     target = f"{wheel}[{extra}]" if extra else str(wheel)
     run = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", target],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            target,
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -146,15 +160,15 @@ def test_entry_points_work_or_name_their_extra(
     has = PROVIDES[extra]
     bindir = py.parent
 
-    # the core CLI and library: always there
+    # the core CLI and library: always there (otel_assist.testing is the pytest11 plugin,
+    # loaded by pytest itself, so it needs nothing but pytest)
     run = _run(py, str(bindir / "otel-assist"), "--help", cwd=tmp_path)
     assert run.returncode == 0 and "demo" in run.stdout, run.stderr
     run = _run(
         py,
         str(py),
         "-c",
-        "import otel_assist, otel_assist.asgi, otel_assist.testing; "
-        "otel_assist.configure('pkg_check'); print('ok')",
+        "import otel_assist, otel_assist.asgi; otel_assist.configure('pkg_check'); print('ok')",
         cwd=tmp_path,
     )
     assert run.stdout.strip().endswith("ok"), run.stderr
@@ -223,3 +237,35 @@ def test_entry_points_work_or_name_their_extra(
         assert (
             "No module named 'fastapi'" in run.stderr
         )  # the reader's own import; docs say [fastapi]
+
+
+def test_the_image_lock_pins_exactly_what_the_demo_extra_installs(venvs: dict[str, Path]) -> None:
+    """docker/requirements.lock (the Dockerfile installs it with --no-deps) must hold every
+    distribution a fresh ``pip install '.[demo]'`` brings, at the same versions."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venvs["demo"]),
+            "freeze",
+            "--exclude",
+            "otel-assist",
+            "--disable-pip-version-check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    def pins(text: str) -> set[str]:
+        return {ln.strip().lower() for ln in text.splitlines() if "==" in ln}
+
+    lock = pins((ROOT / "docker" / "requirements.lock").read_text())
+    installed = pins(run.stdout)
+    assert installed == lock, (
+        f"regenerate docker/requirements.lock: missing {sorted(installed - lock)}, "
+        f"stale {sorted(lock - installed)}"
+    )

@@ -4,6 +4,7 @@
 #
 #   TELEGRAM_BOT_TOKEN_FILE  file holding the bot token (a Docker secret), or
 #   TELEGRAM_BOT_TOKEN       the token itself
+#   TELEGRAM_CHAT_ID_FILE    file holding the chat id (a Docker secret), or
 #   TELEGRAM_CHAT_ID         the chat to post to (integer, negative for groups)
 #   TELEGRAM_API_URL         default https://api.telegram.org
 #   ALERTMANAGER_CONFIG_TEMPLATE  default: alertmanager.yml next to this script
@@ -31,7 +32,12 @@ fi
 printf '%s' "$token" | grep -Eq '^[0-9]+:[A-Za-z0-9_-]+$' \
   || die "the Telegram bot token does not look like <digits>:<letters, digits, _ or ->"
 
-chat_id=${TELEGRAM_CHAT_ID:-}
+if [ -n "${TELEGRAM_CHAT_ID_FILE:-}" ]; then
+  [ -r "$TELEGRAM_CHAT_ID_FILE" ] || die "TELEGRAM_CHAT_ID_FILE=$TELEGRAM_CHAT_ID_FILE is not readable"
+  chat_id=$(tr -d ' \r\n' < "$TELEGRAM_CHAT_ID_FILE")
+else
+  chat_id=${TELEGRAM_CHAT_ID:-}
+fi
 printf '%s' "$chat_id" | grep -Eq '^-?[0-9]+$' \
   || die "TELEGRAM_CHAT_ID must be set to an integer chat id (negative for groups), got '$chat_id'"
 
