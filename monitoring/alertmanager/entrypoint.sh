@@ -7,6 +7,9 @@
 #   TELEGRAM_CHAT_ID_FILE    file holding the chat id (a Docker secret), or
 #   TELEGRAM_CHAT_ID         the chat to post to (integer, negative for groups)
 #   TELEGRAM_API_URL         default https://api.telegram.org
+#   GRAFANA_URL              where people open Grafana (default http://localhost:3000): an
+#                            alert whose rule has a `dashboard` annotation (/d/<uid>) links
+#                            to that dashboard in the message
 #   ALERTMANAGER_CONFIG_TEMPLATE  default: alertmanager.yml next to this script
 #   ALERTMANAGER_CONFIG_OUT  default /tmp/alertmanager/alertmanager.yml (mode 600)
 #   ALERTMANAGER_BIN         default /bin/alertmanager, else alertmanager or
@@ -44,13 +47,25 @@ printf '%s' "$chat_id" | grep -Eq '^-?[0-9]+$' \
 printf '%s' "$api_url" | grep -Eq '^https?://[A-Za-z0-9.:/_-]+$' \
   || die "TELEGRAM_API_URL must be an http(s) URL, got '$api_url'"
 
+grafana_url=${GRAFANA_URL:-http://localhost:3000}
+grafana_url=${grafana_url%/}
+# The same strict shape: it goes into sed and into an HTML attribute of the message.
+printf '%s' "$grafana_url" | grep -Eq '^https?://[A-Za-z0-9.:/_-]+$' \
+  || die "GRAFANA_URL must be an http(s) URL, got '$grafana_url'"
+
 config_dir=$(cd "$(dirname "$template")" && pwd)
 mkdir -p "$(dirname "$out")"
+out_dir=$(cd "$(dirname "$out")" && pwd)
 umask 077
+# The message templates, with Grafana's address filled in, next to the rendered config.
+mkdir -p "$out_dir/templates"
+for tmpl in "$config_dir"/templates/*.tmpl; do
+  sed -e "s|__GRAFANA_URL__|$grafana_url|g" "$tmpl" > "$out_dir/templates/$(basename "$tmpl")"
+done
 sed -e "s|__TELEGRAM_BOT_TOKEN__|$token|g" \
     -e "s|__TELEGRAM_CHAT_ID__|$chat_id|g" \
     -e "s|__TELEGRAM_API_URL__|$api_url|g" \
-    -e "s|__CONFIG_DIR__|$config_dir|g" \
+    -e "s|__CONFIG_DIR__|$out_dir|g" \
     "$template" > "$out.tmp"
 mv "$out.tmp" "$out"
 
