@@ -31,7 +31,13 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otel-assist", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="otel-assist",
+        description="otel-assist: the OpenTelemetry distribution's command line. "
+        "'otel-assist demo' runs the simulated assistant (what 'make demo' runs; needs the "
+        "[demo] extra).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
@@ -85,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        from otel_assist.extras import exit_unless_installed
+
+        exit_unless_installed("demo", "otel-assist demo")
         from otel_assist.demo.runner import DemoOptions, run
 
         options = DemoOptions(

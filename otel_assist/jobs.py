@@ -825,6 +825,9 @@ def track_scheduler(
     ``grace`` (seconds, default ``OTEL_ASSIST_JOB_GRACE_MS``) is how late a run may be
     before it counts as missed. ``clock`` replaces the real clocks (tests).
     """
+    from otel_assist.extras import require
+
+    require("queues", "otel_assist.jobs.track_scheduler")  # names the extra, not a traceback
     from apscheduler.events import (
         EVENT_EXECUTOR_ADDED,
         EVENT_JOB_ADDED,

@@ -38,9 +38,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import baggage, context
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from otel_assist.extras import MissingExtraError
+
+try:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ModuleNotFoundError as exc:  # one line naming the extra, not "No module named"
+    raise MissingExtraError("otel_assist.queues", "queues", (exc.name or "redis",)) from None
 
 from otel_assist import metrics
 from otel_assist import queue_envelope as qe

@@ -23,10 +23,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-import redis.asyncio as aredis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
+from otel_assist.extras import MissingExtraError
+
+try:
+    import redis
+    import redis.asyncio as aredis
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+except ModuleNotFoundError as exc:  # one line naming the extra, not "No module named"
+    raise MissingExtraError("otel_assist.redis_client", "queues", (exc.name or "redis",)) from None
 
 from otel_assist import redis_metrics
 

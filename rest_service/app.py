@@ -14,12 +14,14 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 import otel_assist
 from otel_assist.asgi import instrument_app
 from rest_service.admin import monitor_pages
 from rest_service.admin import router as admin_router
 from rest_service.admin.settings import AdminSettings
+from rest_service.admin.views import unknown_admin_page
 from rest_service.api import body, errors
 from rest_service.api.main import api_router
 from rest_service.api.routes import health
@@ -108,9 +110,20 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     app.include_router(api_router)
     app.include_router(admin_router)  # /admin pages (issue 7)
     app.include_router(monitor_pages.router)  # /admin/monitors (issue 15)
+    # After the admin router: a styled 404 for unknown /admin paths, and / leads to the
+    # admin pages instead of answering {"detail":"Not Found"}.
+    app.add_api_route(
+        "/admin/{path:path}", unknown_admin_page, methods=["GET"], include_in_schema=False
+    )
+    app.add_api_route("/", _root, methods=["GET"], include_in_schema=False)
     app.add_middleware(errors.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_app(app)
     return app
+
+
+async def _root() -> RedirectResponse:
+    """``GET /``: where a person opening the service's address wants to go."""
+    return RedirectResponse("/admin", status_code=307)
 
 
 _app: FastAPI | None = None

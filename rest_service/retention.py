@@ -87,7 +87,9 @@ async def purge(db: Database, settings: Settings, now: datetime | None = None) -
         (QueueMessageHourly, "hour"),
     ):
         table: Table = model.__table__
-        done[table.name] = await _delete_batches(db, table, column, cutoff, batch, 0.01)
+        # str(): a quoted_name key would push the log line onto the slower, other-styled
+        # JSON fallback (orjson takes only exact str keys).
+        done[str(table.name)] = await _delete_batches(db, table, column, cutoff, batch, 0.01)
     log.info("retention pass", task="retention", cutoff=cutoff.isoformat(), **done)
     return done
 

@@ -24,13 +24,15 @@ LOKI = ROOT / "monitoring" / "loki" / "loki.yaml"
 MANIFEST = ROOT / "collector" / "manifest.yaml"
 
 # Variables that are secrets: each must be required (${VAR:?message}) wherever it is used.
+# (The Telegram settings are files: compose secrets named by the two *_FILE variables.)
 SECRETS = {
     "POSTGRES_PASSWORD",
     "GRAFANA_PG_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
     "REST_SERVICE_TOKEN",
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHAT_ID",
+    "REDIS_PASSWORD",
+    "TELEGRAM_BOT_TOKEN_FILE",
+    "TELEGRAM_CHAT_ID_FILE",
 }
 VAR = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
 
@@ -150,14 +152,101 @@ def test_config_files_the_mounts_point_at(services: dict[str, dict[str, Any]]) -
     ), "Prometheus must scrape the Collector's own metrics"
 
 
-def test_host_ports_are_unique(services: dict[str, dict[str, Any]]) -> None:
-    seen: dict[str, str] = {}
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    """What `docker compose` makes of ${VAR}, ${VAR:-default}, ${VAR:?message} with ``env``
+    (required variables that are unset become "set" so the file can be read)."""
+    env = env or {}
+
+    def value(m: re.Match[str]) -> str:
+        if m["name"] in env:
+            return env[m["name"]]
+        return m["arg"] if m["op"] in (":-", "-") else "set"
+
+    return VAR.sub(value, text)
+
+
+def published(services: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(service, host address, host port) of every published port, variables at defaults."""
+    out = []
     for name, svc in services.items():
         for port in svc.get("ports", []):
-            host = str(port).rsplit(":", 1)[0] if ":" in str(port) else str(port)
-            assert host not in seen, f"host port {host} used by {seen[host]} and {name}"
-            seen[host] = name
+            parts = interpolate(str(port)).split(":")
+            assert len(parts) == 3, f"{name}: {port!r} does not name the host address"
+            out.append((name, parts[0], parts[1]))
+    return out
+
+
+def test_host_ports_are_unique(services: dict[str, dict[str, Any]]) -> None:
+    seen: dict[str, str] = {}
+    for name, _address, port in published(services):
+        assert port not in seen, f"host port {port} used by {seen[port]} and {name}"
+        seen[port] = name
     assert {"4318", "3000", "9090", "3100"} <= set(seen)
+
+
+def test_no_port_is_published_on_all_interfaces_by_default(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ports = published(services)
+    assert ports and all(address == "127.0.0.1" for _name, address, _port in ports), ports
+    # One variable opens the authenticated ways in; the unauthenticated ones never follow it.
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            if name in ("grafana", "rest_service"):
+                assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), port
+            else:
+                assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_prometheus_has_no_lifecycle_endpoint(services: dict[str, dict[str, Any]]) -> None:
+    assert "--web.enable-lifecycle" not in services["prometheus"]["command"]
+
+
+def test_redis_requires_its_password_everywhere(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    redis = services["redis"]
+    image_tag = redis["image"].split(":", 1)[1]
+    major, minor, patch = (int(x) for x in image_tag.split("-")[0].split("."))
+    assert (major, minor, patch) >= (8, 6, 3), "CVE-2026-23479 is fixed in 8.6.3"
+    command = " ".join(redis["command"])
+    assert '--requirepass "$$REDIS_PASSWORD"' in command, command
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    users = [
+        n for n, s in services.items() if n not in ("redis",) and "redis" in s.get("depends_on", {})
+    ]
+    assert {"rest_service", "demo", "redis_exporter"} <= set(users)
+    for name in users:
+        env = services[name]["environment"]
+        assert env.get("REDIS_PASSWORD", "").startswith("${REDIS_PASSWORD:?"), name
+        assert "REDIS_URL" not in env, f"{name}: the URL is built from parts (docker/entrypoint.py)"
+
+
+def test_no_password_is_pasted_into_a_url(compose_text: str) -> None:
+    assert not re.search(r"://[^\s/]*\$\{[A-Z_]*PASSWORD", compose_text)
+    env = dict.fromkeys(("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"))
+    rest_env = yaml.safe_load(compose_text)["services"]["rest_service"]["environment"]
+    assert set(env) <= set(rest_env) and "DATABASE_URL" not in rest_env
+
+
+def test_settings_the_plan_names(services: dict[str, dict[str, Any]]) -> None:
+    """GRAFANA_URL for the admin, GRAFANA_ROOT_URL / GRAFANA_ADMIN_USER for Grafana,
+    LOG_RETENTION_HOURS / METRICS_RETENTION_HOURS (default 48) for Loki and Prometheus."""
+    rest = services["rest_service"]["environment"]
+    assert rest["GRAFANA_URL"] == "${GRAFANA_ROOT_URL:-http://localhost:3000}"
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SERVER_ROOT_URL"] == "${GRAFANA_ROOT_URL:-http://localhost:3000}"
+    assert grafana["GF_SECURITY_ADMIN_USER"] == "${GRAFANA_ADMIN_USER:-admin}"
+    prom = [interpolate(a) for a in services["prometheus"]["command"]]
+    assert "--storage.tsdb.retention.time=48h" in prom
+    assert "--storage.tsdb.retention.time=12h" in [
+        interpolate(a, {"METRICS_RETENTION_HOURS": "12"}) for a in services["prometheus"]["command"]
+    ]
+    loki = services["loki"]
+    assert "-config.expand-env=true" in loki["command"]
+    assert loki["environment"]["LOG_RETENTION_HOURS"] == "${LOG_RETENTION_HOURS:-48}"
+    am = [interpolate(a) for a in services["alertmanager"]["command"]]
+    assert "--web.external-url=http://localhost:9093" in am
 
 
 def test_secrets_are_required_never_defaulted(compose_text: str) -> None:
@@ -246,7 +335,12 @@ def test_loki_uses_tsdb_and_schema_v13(loki: dict[str, Any]) -> None:
 
 
 def test_loki_keeps_logs_48h_through_the_compactor(loki: dict[str, Any]) -> None:
-    assert loki["limits_config"]["retention_period"] == "48h"
+    """LOG_RETENTION_HOURS (default 48) expanded as Loki's -config.expand-env does."""
+    assert loki["limits_config"]["retention_period"] == "${LOG_RETENTION_HOURS:-48}h"
+    for env, want in (({}, "48h"), ({"LOG_RETENTION_HOURS": "72"}, "72h")):
+        expanded = yaml.safe_load(interpolate(LOKI.read_text(), env))
+        assert expanded["limits_config"]["retention_period"] == want
+        assert expanded["limits_config"]["reject_old_samples_max_age"] == want
     compactor = loki["compactor"]
     assert compactor["retention_enabled"] is True
     assert compactor["delete_request_store"] == "filesystem"
@@ -287,3 +381,21 @@ def test_collector_environment_names_variables_the_config_reads(
     for name in re.findall(r"\$\{env:([A-Z0-9_]+)\}", config):
         pytest.fail(f"${{env:{name}}} has no default: the Collector would start half-configured")
     assert set(services["collector"]["environment"]) <= read
+
+
+def test_every_compose_variable_is_documented_and_in_env_example(compose_text: str) -> None:
+    compose_text = "\n".join(
+        ln for ln in compose_text.splitlines() if not ln.lstrip().startswith("#")
+    )
+    used = {m["name"] for m in VAR.finditer(compose_text)}
+    stack = (ROOT / "docs" / "stack.md").read_text()
+    settings = stack[stack.index("## Settings") : stack.index("## Ports")]
+    rows = set(re.findall(r"^\| `([A-Z_]+)` \|", settings, re.M))
+    assert used == rows, f"docs/stack.md Settings: missing {used - rows}, stale {rows - used}"
+    example = (ROOT / ".env.example").read_text()
+    missing = sorted(n for n in used if not re.search(rf"^{n}=", example, re.M))
+    assert not missing, f".env.example lacks {missing}"
+    # documented defaults are the file's defaults
+    for m in VAR.finditer(compose_text):
+        if m["op"] == ":-":
+            assert f"| `{m['name']}` | `{m['arg']}` |" in settings, m.group(0)

@@ -4,8 +4,12 @@
 #
 #   TELEGRAM_BOT_TOKEN_FILE  file holding the bot token (a Docker secret), or
 #   TELEGRAM_BOT_TOKEN       the token itself
+#   TELEGRAM_CHAT_ID_FILE    file holding the chat id (a Docker secret), or
 #   TELEGRAM_CHAT_ID         the chat to post to (integer, negative for groups)
 #   TELEGRAM_API_URL         default https://api.telegram.org
+#   GRAFANA_URL              where people open Grafana (default http://localhost:3000): an
+#                            alert whose rule has a `dashboard` annotation (/d/<uid>) links
+#                            to that dashboard in the message
 #   ALERTMANAGER_CONFIG_TEMPLATE  default: alertmanager.yml next to this script
 #   ALERTMANAGER_CONFIG_OUT  default /tmp/alertmanager/alertmanager.yml (mode 600)
 #   ALERTMANAGER_BIN         default /bin/alertmanager, else alertmanager or
@@ -31,20 +35,37 @@ fi
 printf '%s' "$token" | grep -Eq '^[0-9]+:[A-Za-z0-9_-]+$' \
   || die "the Telegram bot token does not look like <digits>:<letters, digits, _ or ->"
 
-chat_id=${TELEGRAM_CHAT_ID:-}
+if [ -n "${TELEGRAM_CHAT_ID_FILE:-}" ]; then
+  [ -r "$TELEGRAM_CHAT_ID_FILE" ] || die "TELEGRAM_CHAT_ID_FILE=$TELEGRAM_CHAT_ID_FILE is not readable"
+  chat_id=$(tr -d ' \r\n' < "$TELEGRAM_CHAT_ID_FILE")
+else
+  chat_id=${TELEGRAM_CHAT_ID:-}
+fi
 printf '%s' "$chat_id" | grep -Eq '^-?[0-9]+$' \
   || die "TELEGRAM_CHAT_ID must be set to an integer chat id (negative for groups), got '$chat_id'"
 
 printf '%s' "$api_url" | grep -Eq '^https?://[A-Za-z0-9.:/_-]+$' \
   || die "TELEGRAM_API_URL must be an http(s) URL, got '$api_url'"
 
+grafana_url=${GRAFANA_URL:-http://localhost:3000}
+grafana_url=${grafana_url%/}
+# The same strict shape: it goes into sed and into an HTML attribute of the message.
+printf '%s' "$grafana_url" | grep -Eq '^https?://[A-Za-z0-9.:/_-]+$' \
+  || die "GRAFANA_URL must be an http(s) URL, got '$grafana_url'"
+
 config_dir=$(cd "$(dirname "$template")" && pwd)
 mkdir -p "$(dirname "$out")"
+out_dir=$(cd "$(dirname "$out")" && pwd)
 umask 077
+# The message templates, with Grafana's address filled in, next to the rendered config.
+mkdir -p "$out_dir/templates"
+for tmpl in "$config_dir"/templates/*.tmpl; do
+  sed -e "s|__GRAFANA_URL__|$grafana_url|g" "$tmpl" > "$out_dir/templates/$(basename "$tmpl")"
+done
 sed -e "s|__TELEGRAM_BOT_TOKEN__|$token|g" \
     -e "s|__TELEGRAM_CHAT_ID__|$chat_id|g" \
     -e "s|__TELEGRAM_API_URL__|$api_url|g" \
-    -e "s|__CONFIG_DIR__|$config_dir|g" \
+    -e "s|__CONFIG_DIR__|$out_dir|g" \
     "$template" > "$out.tmp"
 mv "$out.tmp" "$out"
 

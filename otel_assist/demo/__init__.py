@@ -15,3 +15,8 @@ the history shipper, the ASGI middleware):
 REDIS_URL / DATABASE_URL / OTEL_EXPORTER_OTLP_ENDPOINT point at real servers; ``summary``
 draws the live terminal view.
 """
+
+from otel_assist.extras import require
+
+# Every module below needs the demo extra; say so in one line instead of "No module named".
+require("demo", "otel_assist.demo")

@@ -100,7 +100,7 @@ def resolve(options: DemoOptions) -> Resolved:
             )
     generated = not token
     if generated:
-        token = secrets.token_urlsafe(18)
+        token = new_token()
     redis_url = os.environ.get("REDIS_URL", "")
     embedded = None
     if not redis_url:
@@ -384,3 +384,12 @@ def _first_signal(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, sig: int
         loop.remove_signal_handler(sig)
 
     return handler
+
+
+def new_token() -> str:
+    """A random admin/API token for one run. Never starts with ``-``, which a command line
+    would read as an option (``rest-service ... -abc``, ``curl -H ... -abc``)."""
+    while True:
+        token = secrets.token_urlsafe(18)
+        if not token.startswith("-"):
+            return token

@@ -587,3 +587,15 @@ KNOWN_SERVICES = (
     "google_calendar_service",
     "otel-assist-demo",
 )
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+
+async def unknown_admin_page(request: Request) -> Response:
+    """Any other /admin path: the same styled page as a missing job or fact, not raw JSON.
+
+    Registered by the app after this router, so it can never shadow a real admin page."""
+    if not request.path_params.get("path"):  # /admin/ is the admin's home
+        return RedirectResponse("/admin/jobs", status.HTTP_303_SEE_OTHER)
+    return render(request, "not_found.html", None, status_code=404, what="page", back="/admin")

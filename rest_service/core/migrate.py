@@ -6,18 +6,28 @@ comes from the settings, so the same code migrates Postgres and the embedded SQL
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection
 
 from rest_service.core.db import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# Importing alembic.command logs one INFO "setup plugin alembic.autogenerate.*" line per
+# built-in plugin: start-up noise that says nothing about this database. Quiet that logger
+# (warnings stay) before the first import, which is therefore inside the functions below.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url:
@@ -27,6 +37,8 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def _run(connection: Connection, action: str, revision: str) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     if action == "upgrade":

@@ -103,7 +103,8 @@ def test_datasources_have_fixed_uids_and_no_secrets() -> None:
     assert set(by_uid) == DATASOURCE_UIDS
     pg = by_uid["postgres"]
     assert pg["user"] == "grafana_ro"
-    assert pg["secureJsonData"]["password"] == "${GRAFANA_PG_PASSWORD}"
+    # the form Grafana documents for values that may contain $
+    assert pg["secureJsonData"]["password"] == "$GRAFANA_PG_PASSWORD"
     assert by_uid["alertmanager"]["jsonData"]["implementation"] == "prometheus"
     derived = by_uid["loki"]["jsonData"]["derivedFields"][0]
     assert derived["matcherType"] == "label" and derived["matcherRegex"] == "correlation_id"
@@ -120,10 +121,10 @@ def test_dashboards_provider_points_at_the_generated_files() -> None:
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_grafana_ini_embedding_on_anonymous_off_no_password() -> None:
+def test_grafana_ini_embedding_off_anonymous_off_no_password() -> None:
     ini = configparser.ConfigParser()
     ini.read(GRAFANA_DIR / "grafana.ini")
-    assert ini.getboolean("security", "allow_embedding") is True
+    assert ini.getboolean("security", "allow_embedding") is False  # nothing embeds it
     assert ini.getboolean("auth.anonymous", "enabled") is False
     assert not ini.has_option("security", "admin_password")
     assert "GF_SECURITY_ADMIN_PASSWORD" in (GRAFANA_DIR / "grafana.ini").read_text()
