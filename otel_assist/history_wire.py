@@ -5,14 +5,16 @@ The shipper (``otel_assist.history``) checks every event against these definitio
 it sends it, and rest_service's request models (``rest_service/schemas.py``) are built from
 the same constants, so an event the shipper sends is an event rest_service accepts: the two
 can no longer disagree about a range (they once did: the envelope allowed an int64
-``user_id``, rest_service only ±(2^53 - 1), and such events were refused whole).
+``user_id``, rest_service only ±(2^53 - 1), and such events were refused whole). The queue
+envelope takes its bounds from here too.
 
 Bounds (both ends):
 
 * ids (``event_id``, ``run_id``, ``message_id``): 1..128 characters;
 * names: ``queue_name``/``job_type`` 1..128, ``job_id`` 1..256, ``job_name`` 0..256,
   ``message_type`` 1..64, ``source`` 0..64, ``correlation_id`` 0..128;
-* ``user_id``, ``reminder_id``: int64 (the BIGINT columns), the envelope's range too;
+* ``user_id``, ``reminder_id``: ±(2^53 - 1), the JSON-safe integers (the envelope's range
+  too);
 * ``duration_ms``: 0..10^12;
 * timestamps: no earlier than 2000-01-01T00:00:00Z, no later than now + the allowed clock
   skew (rest_service's ``MAX_CLOCK_SKEW_SECONDS``, default 300 s); ISO 8601 text (naive
@@ -38,8 +40,12 @@ from typing import Any, Literal
 
 # ----------------------------------------------------------------------------- bounds
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+#: Integer ids (user_id, reminder_id): the JSON-safe range. Every JSON parser, and JSON
+#: Schema tooling that compares numbers as doubles (a fuzzer generated 2^63 as "at most
+#: 2^63 - 1"), reads them exactly; they fit the BIGINT columns; Telegram ids stay below
+#: 2^52.
+INT_ID_MIN = -(2**53 - 1)
+INT_ID_MAX = 2**53 - 1
 ID_MAX = 128
 NAME_MAX = 128
 LONG_NAME_MAX = 256
@@ -72,8 +78,8 @@ class WireField:
     required: bool = False
     min_len: int = 0
     max_len: int | None = None
-    lo: int = INT64_MIN
-    hi: int = INT64_MAX
+    lo: int = INT_ID_MIN
+    hi: int = INT_ID_MAX
     choices: tuple[str, ...] = ()
 
 

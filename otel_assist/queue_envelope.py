@@ -33,7 +33,7 @@ InvalidReason = Literal["legacy", "invalid_json", "invalid_envelope", "too_large
 
 # The bounds a message's fields share with its history rows: one definition
 # (otel_assist.history_wire), so whatever a valid envelope carries, rest_service stores.
-_INT64 = (wire.INT64_MIN, wire.INT64_MAX)
+_INT_ID = (wire.INT_ID_MIN, wire.INT_ID_MAX)
 _MAX_ID = wire.ID_MAX
 _MAX_TEXT = wire.SHORT_TEXT_MAX
 _MAX_BAGGAGE = 8192
@@ -53,6 +53,16 @@ class Envelope:
     v: int = VERSION
 
     def encode(self) -> bytes:
+        """The message bytes. ValueError for a ``user_id`` outside ±(2^53 - 1): refused
+        at the producer, rather than becoming an invalid_envelope at the consumer."""
+        uid = self.user_id
+        if uid is not None and not (
+            type(uid) is int and _INT_ID[0] <= uid <= _INT_ID[1]  # type(): bools refused too
+        ):
+            raise ValueError(
+                f"user_id must be an integer within ±(2^53 - 1) (the history wire range), "
+                f"got {type(uid).__name__}"
+            )
         return orjson.dumps(
             {
                 "v": self.v,
@@ -148,7 +158,7 @@ def decode(raw: bytes | str, max_bytes: int = 0) -> Decoded:
         and (mtype is None or (type(mtype) is str and 0 < len(mtype) <= _MAX_TEXT))
         and (source is None or (type(source) is str and 0 < len(source) <= _MAX_TEXT))
         and (bag is None or (type(bag) is str and len(bag) <= _MAX_BAGGAGE))
-        and (user_id is None or (type(user_id) is int and _INT64[0] <= user_id <= _INT64[1]))
+        and (user_id is None or (type(user_id) is int and _INT_ID[0] <= user_id <= _INT_ID[1]))
     ):
         return Decoded(
             Envelope(

@@ -30,11 +30,12 @@ from otel_assist import history_wire as wire
 from rest_service.models import JobStatus, QueueDirection
 
 NO_NUL = r"^[^\x00]*$"
-#: Integer ids (user_id, reminder_id): int64, the BIGINT columns' range and the envelope's
-#: (one definition: otel_assist.history_wire), so every event a producer can build is
-#: stored. Python's JSON parsers read them exactly.
-INT64_MIN = wire.INT64_MIN
-INT64_MAX = wire.INT64_MAX
+#: Integer ids (user_id, reminder_id) are limited to the JSON-safe range ±(2^53 - 1): every
+#: JSON parser (and every JSON Schema validator, which compare as doubles) represents them
+#: exactly, and they still fit the BIGINT columns. One definition (otel_assist.history_wire)
+#: shared with the shipper and the queue envelope, so a valid envelope is a storable row.
+INT64_MIN = wire.INT_ID_MIN
+INT64_MAX = wire.INT_ID_MAX
 
 
 def _lower_bounded_utc(value: datetime) -> datetime:
