@@ -259,9 +259,7 @@ RECORDS = 2000
 
 
 @pytest.mark.parametrize("outage_s", [15.0, 60.0], ids=["killed-15s", "killed-60s"])
-def test_collector_killed_loses_no_log_record_at_the_service(
-    stack: Stack, outage_s: float
-) -> None:
+def test_collector_killed_loses_no_log_record_at_the_service(stack: Stack, outage_s: float) -> None:
     service = stack.add_service("checkout")
     # 2,000 numbered records spread over the outage and some time either side of it.
     rate = RECORDS / (outage_s + 25)
