@@ -618,3 +618,26 @@ async def test_queue_consumer_survives_a_hostile_handler_error(
     assert len(errors) == 1
     assert "\\udcff.csv" in errors[0]["error"] and "zqLEAK6" not in text
     assert "zqLEAK6" not in repr(pipeline.exporter.records)
+
+
+def test_records_from_other_opentelemetry_emitters_are_scrubbed_and_capped(
+    pipeline: Pipeline,
+) -> None:
+    """A library logging through the OpenTelemetry Logs API directly (not structlog) gets
+    the same scrubbing and caps, in the export thread."""
+    from opentelemetry._logs import LogRecord
+
+    pipeline.reset()
+    otel_logger = pipeline.telemetry.logger_provider.get_logger("some.library")
+    otel_logger.emit(
+        LogRecord(
+            body="connect postgresql://u:zqLEAK7@db/x \udcff",
+            attributes={"api_key": "zqLEAK8", "blob": "b" * 100_000},
+        )
+    )
+    assert pipeline.telemetry.force_flush(5)
+    assert pipeline.exporter.rejected == 0
+    [record] = pipeline.exporter.records
+    assert "zqLEAK7" not in repr(record) and "zqLEAK8" not in repr(record)
+    assert record["body"] == "connect postgresql://u:***@db/x \\udcff"
+    assert "…[truncated " in record["blob"] and len(record["blob"]) <= 16_384
