@@ -97,17 +97,32 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63
 
 
 def to_attributes(event_dict: Mapping[str, Any]) -> dict[str, Any]:
+    return sized_attributes(event_dict)[0]
+
+
+def sized_attributes(event_dict: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """The record's attributes and an upper bound of their size in characters (names
+    included), so the common small record skips the byte-exact size caps."""
     attributes: dict[str, Any] = {}
+    size = 0
     for key, value in event_dict.items():
         if key in _NOT_ATTRIBUTES:
             continue
         kind = type(value)
-        if kind not in _SCALARS and not (kind is int and _INT_MIN <= value < _INT_MAX):
+        if kind is str:
+            size += len(value)
+        elif kind not in _SCALARS and not (kind is int and _INT_MIN <= value < _INT_MAX):
             value = clean_value(value)
             if value is None:
                 continue
+            size += len(value) if type(value) is str else _LARGE
         attributes[_RENAMED.get(key, key)] = value
-    return attributes
+    # names, and 24 characters for each number's or bool's text
+    size += sum(map(len, attributes)) + 24 * len(attributes)
+    return attributes, size
+
+
+_LARGE = 1 << 40  # a size that always sends a record through the exact caps
 
 
 _NO_TRACE = (0, 0, TraceFlags(TraceFlags.DEFAULT))
@@ -235,10 +250,14 @@ def to_log_record(
     )
     body = event_dict.get("event")
     body = body if isinstance(body, str) else safe_str(body)
-    attributes = to_attributes(event_dict)
+    attributes, size = sized_attributes(event_dict)
     if limits is not None:
-        body = truncate_text(body, limits.body_bytes)
-        attributes = limit_attributes(attributes, limits)
+        if len(body) * 4 > limits.body_bytes:
+            body = truncate_text(body, limits.body_bytes)
+        # UTF-8 takes at most 4 bytes a character: below this nothing can be over a cap.
+        cap = min(limits.attribute_bytes, limits.attributes_bytes)
+        if size * 4 > cap or len(attributes) >= limits.attribute_count:
+            attributes = limit_attributes(attributes, limits)
     return BridgedLogRecord.bridged(ts, severity_number, severity_text, body, attributes)
 
 
@@ -413,10 +432,13 @@ class LogQueue:
             self.dropped["export_failed"] += rejected
             self.health.succeeded(self)
             return True
+        reason = getattr(self.exporter, "last_failure", None)
         if retryable and not self._give_up.is_set():
-            self.health.failed(self, getattr(self.exporter, "last_failure", None))
+            self.health.failed(self, reason)
             return False
         self.dropped["export_failed"] += len(records)
+        if not self._give_up.is_set():
+            self.health.refused(self, reason, len(records))
         return True
 
     def _readable(self, item: Any) -> ReadableLogRecord:
@@ -518,6 +540,7 @@ class ExportHealth:
         self.endpoint = endpoint or "the OTLP endpoint"
         self.failing_since: float | None = None
         self._dropped_at_start = 0
+        self._last_refusal = float("-inf")
 
     def failed(self, queue: LogQueue, reason: Any) -> None:
         if self.failing_since is not None:
@@ -530,6 +553,21 @@ class ExportHealth:
             self.endpoint,
             reason or "no answer",
             queue.max_size,
+        )
+
+    def refused(self, queue: LogQueue, reason: Any, records: int) -> None:
+        """A batch refused for good (HTTP 400, 413): said at most once a minute, with
+        the count so far (retrying would not help; the records are counted)."""
+        now = time.monotonic()
+        if now - self._last_refusal < 60:
+            return
+        self._last_refusal = now
+        _health_logger.warning(
+            "log export to %s refused a batch (%s): %d records dropped, %d export_failed so far",
+            self.endpoint,
+            reason or "error",
+            records,
+            queue.dropped["export_failed"],
         )
 
     def succeeded(self, queue: LogQueue) -> None:

@@ -75,6 +75,26 @@ class _Sink:
             return
 
 
+class _SafeText:
+    """The console renderer's stream: a closed or broken stdout drops the line instead of
+    raising into the log call (the JSON path's ``_Sink`` does the same for bytes)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except (ValueError, OSError):
+            return
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (ValueError, OSError):
+            return
+
+
 class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """A StreamHandler that drops the line instead of printing 'Logging error' tracebacks
     when its stream is already closed (at exit, under test harnesses)."""
@@ -201,7 +221,7 @@ def configure_logging(
         console_renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         structlog.configure(
             processors=[*shared, *tail, console_renderer],
-            logger_factory=structlog.PrintLoggerFactory(stream),
+            logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _SafeText(stream))),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
         )

@@ -134,7 +134,8 @@ async def test_endpoint_down_or_hung_costs_counted_records_only(
         tel.shutdown(timeout_s=2)
 
 
-def test_closed_output_never_raises_into_the_caller() -> None:
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_closed_output_never_raises_into_the_caller(log_format: str) -> None:
     import logging
 
     current = telemetry.current()
@@ -142,7 +143,11 @@ def test_closed_output_never_raises_into_the_caller() -> None:
         current.shutdown()
     stream = io.StringIO()
     tel = telemetry.configure(
-        "closed_out", log_stream=stream, logs_exporters=(), metrics_exporters=(), log_format="json"
+        "closed_out",
+        log_stream=stream,
+        logs_exporters=(),
+        metrics_exporters=(),
+        log_format=log_format,
     )
     try:
         stream.close()

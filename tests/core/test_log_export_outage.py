@@ -35,6 +35,7 @@ class Receiver:
         self.bodies: list[str] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
+        self.status = 200
 
     def start(self) -> None:
         receiver = self
@@ -42,8 +43,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.keep(ExportLogsServiceRequest.FromString(body))
-                self.send_response(200)
+                if receiver.status == 200:
+                    receiver.keep(ExportLogsServiceRequest.FromString(body))
+                self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -178,3 +180,21 @@ def test_shutdown_during_an_outage_ends_in_time_and_counts_what_it_gave_up() -> 
     queue = tel.log_queue
     assert queue.exported == 0
     assert queue.dropped["export_failed"] + queue.dropped["queue_full"] == len(lines(stream))
+
+
+def test_a_batch_refused_for_good_is_counted_and_said_once(receiver: Receiver) -> None:
+    """400 will not get better by retrying: the batch is dropped, counted export_failed,
+    and the service says so (once a minute at most), never silently."""
+    receiver.status = 400
+    receiver.start()
+    tel, stream = configure(receiver.port, queue_size=1000)
+    try:
+        log = structlog.get_logger()
+        for seq in range(120):
+            log.info("numbered", seq=seq)
+        poll(lambda: tel.log_queue.dropped["export_failed"] >= 120, 20, "refused batches")
+    finally:
+        tel.shutdown(timeout_s=2)
+    assert tel.log_queue.retries == 0
+    own = [line for line in lines(stream) if line.get("logger") == "otel_assist.log_export"]
+    assert len(own) == 1 and "refused a batch (HTTP 400)" in own[0]["event"], own

@@ -572,3 +572,72 @@ def test_truncate_text_fits_and_says_how_much(text: str, limit: int) -> None:
     assert len(kept.encode()) + int(tail.split(" ")[0]) == len(data)
     marker_only = len(out.encode()) > limit  # a limit smaller than the marker itself
     assert not marker_only or kept == ""
+
+
+# -- a consumer's handler error holding a lone surrogate and a secret (issue 10 point 1):
+# the consumer's own error line used to raise UnicodeEncodeError out of process(), which
+# ended run() and left the rest of the queue unconsumed.
+
+
+async def test_queue_consumer_survives_a_hostile_handler_error(
+    pipeline: Pipeline, redis_server: Any
+) -> None:
+    import asyncio
+    import uuid
+
+    from otel_assist import redis_client
+    from otel_assist.queues import Message, QueueConsumer, QueueProducer
+
+    pipeline.reset()
+    redis = redis_client.connect(redis_server.url)
+    queue = f"hostile-{uuid.uuid4().hex[:8]}"
+    handled: list[int] = []
+
+    async def handler(msg: Message) -> None:
+        handled.append(msg.payload["n"])
+        if msg.payload["n"] == 1:
+            raise OSError("cannot open /srv/in/\udcff.csv (dsn postgresql://u:zqLEAK6@db/x)")
+
+    try:
+        producer = QueueProducer(redis, queue)
+        for n in range(5):
+            await producer.push({"n": n})
+        consumer = QueueConsumer(redis, queue, handler, sample=False)
+        runner = asyncio.create_task(consumer.run())
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(handled) < 5 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        consumer.stop()
+        await asyncio.wait_for(runner, 10)
+    finally:
+        await redis.aclose()
+    assert sorted(handled) == [0, 1, 2, 3, 4]
+    assert pipeline.telemetry.force_flush(5)
+    text = pipeline.stream.getvalue()
+    errors = [orjson.loads(line) for line in text.split("\n") if "handler failed" in line]
+    assert len(errors) == 1
+    assert "\\udcff.csv" in errors[0]["error"] and "zqLEAK6" not in text
+    assert "zqLEAK6" not in repr(pipeline.exporter.records)
+
+
+def test_records_from_other_opentelemetry_emitters_are_scrubbed_and_capped(
+    pipeline: Pipeline,
+) -> None:
+    """A library logging through the OpenTelemetry Logs API directly (not structlog) gets
+    the same scrubbing and caps, in the export thread."""
+    from opentelemetry._logs import LogRecord
+
+    pipeline.reset()
+    otel_logger = pipeline.telemetry.logger_provider.get_logger("some.library")
+    otel_logger.emit(
+        LogRecord(
+            body="connect postgresql://u:zqLEAK7@db/x \udcff",
+            attributes={"api_key": "zqLEAK8", "blob": "b" * 100_000},
+        )
+    )
+    assert pipeline.telemetry.force_flush(5)
+    assert pipeline.exporter.rejected == 0
+    [record] = pipeline.exporter.records
+    assert "zqLEAK7" not in repr(record) and "zqLEAK8" not in repr(record)
+    assert record["body"] == "connect postgresql://u:***@db/x \\udcff"
+    assert "…[truncated " in record["blob"] and len(record["blob"]) <= 16_384

@@ -74,3 +74,43 @@ def test_configure_rejects_bad_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_unknown_override_is_an_error() -> None:
     with pytest.raises(ConfigurationError, match="colour"):
         load_settings({}).with_overrides({"colour": "blue"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ()),
+        (r"sk-[A-Za-z0-9]{20,}", (r"sk-[A-Za-z0-9]{20,}",)),
+        (r'["sk-[a-z]{3,5}", "ssn=(\\d+)"]', ("sk-[a-z]{3,5}", r"ssn=(\d+)")),
+    ],
+)
+def test_secret_patterns(raw: str, expected: tuple[str, ...]) -> None:
+    assert load_settings({"OTEL_ASSIST_SECRET_PATTERNS": raw}).secret_patterns == expected
+
+
+@pytest.mark.parametrize("raw", ["sk-[", '["ok", "("]', '["a", 1]', "[not json"])
+def test_bad_secret_patterns_name_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="OTEL_ASSIST_SECRET_PATTERNS"):
+        load_settings({"OTEL_ASSIST_SECRET_PATTERNS": raw})
+
+
+def test_record_limits_and_retry_backoff() -> None:
+    s = load_settings(
+        {
+            "OTEL_ASSIST_LOG_ATTRIBUTE_MAX_BYTES": "1000",
+            "OTEL_ASSIST_LOG_ATTRIBUTES_MAX_BYTES": "4000",
+            "OTEL_ASSIST_LOG_BODY_MAX_BYTES": "2000",
+            "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT": "10",
+            "OTEL_ASSIST_LOG_RETRY_MAX_BACKOFF": "250",
+        }
+    )
+    assert (s.log_attribute_max_bytes, s.log_attributes_max_bytes, s.log_body_max_bytes) == (
+        1000,
+        4000,
+        2000,
+    )
+    assert s.log_attribute_count_limit == 10 and s.log_retry_max_backoff_ms == 250
+    defaults = load_settings({})
+    assert defaults.log_attributes_max_bytes < 65_536  # Loki's structured-metadata limit
+    with pytest.raises(ConfigurationError, match="OTEL_ASSIST_LOG_BODY_MAX_BYTES"):
+        load_settings({"OTEL_ASSIST_LOG_BODY_MAX_BYTES": "-1"})
