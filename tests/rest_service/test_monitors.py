@@ -177,7 +177,12 @@ async def test_sweeper_records_each_miss_once_and_times_out(svc: Running) -> Non
     [stuck] = await runs_of(svc, "stuck")
     assert stuck["status"] == "timed_out"
     assert (await c.get(f"{MON}/stuck")).json()["state"] == "failing"
+    # timed_out is final (docs/job-lifecycle.md): the late ok is recorded on the row but the
+    # run stays timed_out, and the monitor keeps failing until a run succeeds
     r = await c.post(f"{MON}/stuck/checkins", data={"status": "ok", "check_in_id": "a"})
+    assert r.json()["status"] == "timed_out"
+    assert (await c.get(f"{MON}/stuck")).json()["state"] == "failing"
+    r = await c.post(f"{MON}/stuck/checkins", data={"status": "ok", "check_in_id": "b"})
     assert r.json()["status"] == "completed"
     assert (await c.get(f"{MON}/stuck")).json()["state"] == "ok"
     # metrics: one series per monitor, values from the states
@@ -198,7 +203,13 @@ async def test_runs_near_the_expected_time_cover_it(svc: Running) -> None:
     assert (await sweep_once(db, 65536, now=cursor + timedelta(seconds=61))).missed == 1
     assert (await c.post(f"{MON}/five/pause")).status_code == 200  # out of the way below
     await c.put(f"{MON}/daily", json={"cron": "0 0 * * *", "grace_seconds": 600})
-    expected = (await crud.get_row(db, "daily")).next_expected_at
+    # Move the sweeper's cursor to a past midnight: the tracked run's events must lie before
+    # now + MAX_CLOCK_SKEW_SECONDS to be accepted at ingest.
+    expected = (await crud.get_row(db, "daily")).next_expected_at - timedelta(days=2)
+    async with db.session() as session:
+        await session.execute(
+            crud.M.update().where(crud.M.c.slug == "daily").values(next_expected_at=expected)
+        )
     events = [
         {
             "event_id": f"tracked-{kind}",
@@ -215,7 +226,7 @@ async def test_runs_near_the_expected_time_cover_it(svc: Running) -> None:
     res = await sweep_once(db, 65536, now=expected + timedelta(seconds=601))
     assert res.missed == 0
     row = await crud.get_row(db, "daily")
-    assert row.next_expected_at == expected + timedelta(days=1)
+    assert row.next_expected_at > expected  # covered, and the cursor moved on
     mon = await crud.public(db, row, expected + timedelta(seconds=601))
     assert mon.state is MonitorState.OK and mon.last_checkin is not None
     assert mon.last_checkin.run_id == "tracked-run"
@@ -366,7 +377,12 @@ spec_values = {
 )
 @given(
     body=st.fixed_dictionaries({}, optional=spec_values),
-    slug=st.one_of(st.sampled_from(["gen", "gen.2", "a:b@c-d"]), st.text(min_size=1, max_size=20)),
+    # "." and ".." are dot segments: HTTP clients remove them from a path before sending it
+    # (RFC 3986 5.2.4), so such a slug never reaches the server as a slug.
+    slug=st.one_of(
+        st.sampled_from(["gen", "gen.2", "a:b@c-d"]),
+        st.text(min_size=1, max_size=20).filter(lambda s: s not in (".", "..")),
+    ),
 )
 async def test_generated_monitor_specs_never_500(
     svc: Running, body: dict[str, Any], slug: str
@@ -378,7 +394,12 @@ async def test_generated_monitor_specs_never_500(
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
     path = f"{MON}/{quote(slug.encode('utf-8', 'surrogatepass'), safe='')}"
     r = await svc.client.put(path, content=payload, headers={"content-type": "application/json"})
-    assert r.status_code in (200, 201, 404, 422), (r.status_code, r.text)
+    if r.status_code == 307:
+        # Starlette decodes %2F before routing: a slug ending in "/" is a path with a
+        # trailing slash, which the router redirects (never a monitor, never a 5xx).
+        assert slug.endswith("/"), (slug, path)
+        return
+    assert r.status_code in (200, 201, 404, 422), (r.status_code, r.text, repr(slug), path)
     if r.status_code in (200, 201):
         got = (await svc.client.get(path)).json()
         assert got["slug"] == slug and got["next_expected_at"] is not None
