@@ -61,7 +61,16 @@ PAYLOAD_MAX_DEPTH = 64
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 EARLIEST_TS = EARLIEST.timestamp()
 DEFAULT_MAX_CLOCK_SKEW_S = 300
-JOB_KINDS = ("scheduled", "started", "completed", "failed", "missed", "timed_out")
+JOB_KINDS = (
+    "scheduled",
+    "started",
+    "completed",
+    "failed",
+    "missed",
+    "skipped",
+    "timed_out",
+    "cancelled",
+)
 DIRECTIONS = ("push", "pop")
 TRUNCATED_MARK = "…[truncated {n} bytes]"
 

@@ -251,3 +251,12 @@ def test_ingest_routes_never_5xx_and_422_names_the_field(
                 named = [p for p in loc if isinstance(p, str) and p != "body"]
                 assert named, err
                 assert named[-1] in FIELDS[route] or named[-1] in ("events",), err
+
+
+def test_the_job_event_kinds_are_the_wire_schemas() -> None:
+    """One vocabulary: a kind the tracker ships (otel_assist.history_wire) is one rest_service
+    accepts, and no other (a new status added on one side only was dead-lettered)."""
+    from otel_assist import history_wire
+    from rest_service.schemas import JobEventKind
+
+    assert {k.value for k in JobEventKind} == set(history_wire.JOB_KINDS)
