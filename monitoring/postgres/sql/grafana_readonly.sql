@@ -36,8 +36,10 @@ END
 $$;
 
 DROP EVENT TRIGGER IF EXISTS grafana_ro_grant_select;
+-- ALTER TABLE too: the partitioning migration (0003) builds the partitioned table under
+-- another name and renames it into place, and a rename keeps no grants of the old table.
 CREATE EVENT TRIGGER grafana_ro_grant_select ON ddl_command_end
-  WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS')
+  WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'ALTER TABLE')
   EXECUTE FUNCTION public.grafana_ro_grant_select();
 
 DO $$
