@@ -314,8 +314,8 @@ WITH RECURSIVE walk(name, n) AS (
 )
 """
 _CONFIGURED = (
-    " UNION SELECT CAST(:c{i} AS VARCHAR(128))"
-    " WHERE CAST(:c{i} AS VARCHAR(128)) > CAST(:after AS VARCHAR(128))"
+    " UNION SELECT CAST(:c{i} AS VARCHAR)"
+    " WHERE CAST(:c{i} AS VARCHAR) > CAST(:after AS VARCHAR)"
 )
 
 
