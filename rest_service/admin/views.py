@@ -105,7 +105,6 @@ def _urlencode(value: Any) -> str:
 _env.globals["link"] = link
 _env.globals["correlation_href"] = correlation_href
 _env.filters["urlencode"] = _urlencode
-_env.filters["segment"] = ids.path_segment
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 

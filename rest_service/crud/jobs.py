@@ -461,30 +461,23 @@ async def job_stats(
             .group_by(runs_by_type.c.job_type)
             .having(func.sum(runs_by_type.c.runs) > 0)
         ).subquery("ranked")
-        n_types = int(await session.scalar(select(func.count()).select_from(ranked)) or 0)
-        top = list(
-            (
-                await session.execute(
-                    select(ranked.c.job_type)
-                    .order_by(ranked.c.n.desc(), ranked.c.job_type)
-                    .limit(types_limit)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        per = await _window_sums(session, edge_end, edge_where, top) if top else {}
-        stuck_total = int(await session.scalar(select(func.count()).where(stuck_where)) or 0)
-        stuck_rows = (
+        # the busiest types and how many there are, in one pass over the grouped rows
+        top_rows = (
             await session.execute(
-                select(T.c.job_type, func.count())
-                .where(stuck_where, T.c.job_type.in_(top))
-                .group_by(T.c.job_type)
+                select(ranked.c.job_type, func.count().over())
+                .order_by(ranked.c.n.desc(), ranked.c.job_type)
+                .limit(types_limit)
             )
-            if top
-            else None
+        ).all()
+        top = [str(jt) for jt, _ in top_rows]
+        n_types = int(top_rows[0][1]) if top_rows else 0
+        per = await _window_sums(session, edge_end, edge_where, top) if top else {}
+        # running rows are few (a partial index holds them): group them all by type
+        stuck_rows = await session.execute(
+            select(T.c.job_type, func.count()).where(stuck_where).group_by(T.c.job_type)
         )
-        stuck = {jt: int(n) for jt, n in stuck_rows.all()} if stuck_rows is not None else {}
+        stuck = {str(jt): int(n) for jt, n in stuck_rows.all()}
+        stuck_total = sum(stuck.values())
         n_dur = sum(acc[1] for acc in by_status.get("", {}).values())
         p95: float | None = None
         exact = True

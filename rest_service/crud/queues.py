@@ -24,11 +24,15 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
+    String,
     and_,
+    bindparam,
     case,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -352,8 +356,7 @@ WITH RECURSIVE walk(name, n) AS (
 )
 """
 _CONFIGURED = (
-    " UNION SELECT CAST(:c{i} AS VARCHAR(128))"
-    " WHERE CAST(:c{i} AS VARCHAR(128)) > CAST(:after AS VARCHAR(128))"
+    " UNION SELECT CAST(:c{i} AS VARCHAR) WHERE CAST(:c{i} AS VARCHAR) > CAST(:after AS VARCHAR)"
 )
 
 
@@ -411,7 +414,19 @@ async def busiest_queue_names(
     return chosen
 
 
-def _window_rows(names: Sequence[str], now: datetime) -> Any:
+def _one_of(column: Any, names: Sequence[str], postgres: bool) -> Any:
+    """``column IN names`` with the names as ONE bound value (a text array unnested on
+    Postgres, a JSON array read by json_each on SQLite), joined as a hashed semi-join:
+    rendering a thousand separate parameters cost the event loop more than the query
+    cost the database."""
+    if postgres:
+        array = bindparam("names", list(names), type_=ARRAY(String()), unique=True)
+        return column.in_(select(func.unnest(array)))
+    as_json = bindparam("names", orjson.dumps(list(names)).decode(), type_=String(), unique=True)
+    return column.in_(select(literal_column("value")).select_from(func.json_each(as_json)))
+
+
+def _window_rows(names: Sequence[str], now: datetime, postgres: bool) -> Any:
     """One statement: per (queue, direction, type, source) of ``names``, the retained total,
     the last 24 h and the last hour. Full hours come from the rollup, the partial first
     hour of each window from the raw table (through its (queue_name, created_at) index)."""
@@ -428,7 +443,7 @@ def _window_rows(names: Sequence[str], now: datetime) -> Any:
             func.sum(case((R.c.hour >= edge_day, R.c.count), else_=zero)).label("day"),
             func.sum(case((R.c.hour >= edge_hour, R.c.count), else_=zero)).label("hour"),
         )
-        .where(R.c.queue_name.in_(names))
+        .where(_one_of(R.c.queue_name, names, postgres))
         .group_by(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source)
     )
     in_day_edge = and_(Q.c.created_at >= since_day, Q.c.created_at < edge_day)
@@ -445,7 +460,7 @@ def _window_rows(names: Sequence[str], now: datetime) -> Any:
             func.sum(case((in_day_edge, one), else_=zero)),
             func.sum(case((in_hour_edge, one), else_=zero)),
         )
-        .where(Q.c.queue_name.in_(names), or_(in_day_edge, in_hour_edge))
+        .where(_one_of(Q.c.queue_name, names, postgres), or_(in_day_edge, in_hour_edge))
         .group_by(Q.c.queue_name, Q.c.direction, Q.c.message_type, src)
     )
     return union_all(rollup, edge)
@@ -476,13 +491,15 @@ async def stats_for(session: AsyncSession, names: Sequence[str], now: datetime) 
     if not names:
         return []
     acc: dict[str, _Acc] = {name: _Acc() for name in names}
-    result = await session.execute(_window_rows(names, now))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    result = await session.execute(_window_rows(names, now, postgres))
+    push = QueueDirection.PUSH.value
     for qn, direction, mtype, source, total, day, hour in result.all():
         a = acc.get(qn)
         if a is None:
             continue
         total, day, hour = int(total or 0), int(day or 0), int(hour or 0)
-        if direction == QueueDirection.PUSH.value:
+        if direction == push:
             a.pushed += total
             a.pushed_day += day
             a.pushed_hour += hour
