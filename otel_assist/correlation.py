@@ -34,8 +34,12 @@ def new_correlation_id() -> str:
 
 
 def is_valid(value: str | None) -> bool:
-    """True when ``value`` is safe to put in logs and headers as it is."""
-    return value is not None and _VALID.fullmatch(value) is not None
+    """True when ``value`` is safe to put in logs, headers and URL paths as it is.
+
+    Ids made only of dots are refused too: as a path segment ``..`` (or its encoded form,
+    which browsers resolve the same way) would climb out of the link it is put in.
+    """
+    return value is not None and _VALID.fullmatch(value) is not None and value.strip(".") != ""
 
 
 def get_correlation_id(ctx: context.Context | None = None) -> str | None:

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from otel_assist import correlation
+
 # ----------------------------------------------------------------------------- bounds
 
 #: Integer ids (user_id, reminder_id): the JSON-safe range. Every JSON parser, and JSON
@@ -74,7 +76,7 @@ JOB_KINDS = (
 DIRECTIONS = ("push", "pop")
 TRUNCATED_MARK = "…[truncated {n} bytes]"
 
-FieldType = Literal["id", "text", "int", "time", "enum", "json"]
+FieldType = Literal["id", "text", "int", "time", "enum", "json", "correlation_id"]
 Kind = Literal["job", "queue"]
 
 
@@ -106,7 +108,7 @@ JOB_FIELDS: tuple[WireField, ...] = (
     WireField("error", "text", max_len=None),
     WireField("traceback", "text", max_len=None),
     WireField("result", "text", max_len=None),
-    WireField("correlation_id", "text", False, 0, CORRELATION_ID_MAX),
+    WireField("correlation_id", "correlation_id", False, 0, CORRELATION_ID_MAX),
 )
 
 QUEUE_FIELDS: tuple[WireField, ...] = (
@@ -117,7 +119,7 @@ QUEUE_FIELDS: tuple[WireField, ...] = (
     WireField("message_type", "text", False, 1, SHORT_TEXT_MAX),
     WireField("source", "text", False, 0, SHORT_TEXT_MAX),
     WireField("user_id", "int"),
-    WireField("correlation_id", "text", False, 0, CORRELATION_ID_MAX),
+    WireField("correlation_id", "correlation_id", False, 0, CORRELATION_ID_MAX),
     WireField("payload", "json"),
     WireField("enqueued_at", "time"),
     WireField("dequeued_at", "time"),
@@ -318,6 +320,8 @@ def _plainly_valid(spec: WireField, value: Any, limit_ts: float) -> bool:
     if t is str:
         if kind == "enum":
             return value in spec.choices
+        if kind == "correlation_id":
+            return correlation.is_valid(value)
         if kind == "time" or not value.isascii() or "\x00" in value:
             return False
         n = len(value)
@@ -332,6 +336,12 @@ def _plainly_valid(spec: WireField, value: Any, limit_ts: float) -> bool:
 
 
 def _field(spec: WireField, value: Any, max_skew_s: float, now_ts: float, result: Cleaned) -> Any:
+    if spec.type == "correlation_id":
+        # Optional everywhere: an id outside the charset (which links and log labels rely
+        # on) is dropped from the event, which is still delivered.
+        if isinstance(value, str) and correlation.is_valid(value):
+            return value
+        raise ValueError("not a valid correlation id (1 to 128 of A-Z a-z 0-9 . _ : -)")
     if spec.type in ("id", "text", "enum"):
         if not isinstance(value, str):
             raise ValueError(f"not a string ({type(value).__name__})")

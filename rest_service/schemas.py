@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from otel_assist import history_wire as wire
+from rest_service.core import ids
 from rest_service.models import JobStatus, QueueDirection
 
 NO_NUL = r"^[^\x00]*$"
@@ -56,8 +57,12 @@ LongName = Annotated[
     str, StringConstraints(min_length=1, max_length=wire.LONG_NAME_MAX, pattern=NO_NUL)
 ]
 ShortText = Annotated[str, StringConstraints(max_length=wire.SHORT_TEXT_MAX, pattern=NO_NUL)]
+#: The library's correlation-id charset (otel_assist.correlation.is_valid, through
+#: core.ids): ids end up in admin links and log metadata, so others are refused with 422.
 CorrelationId = Annotated[
-    str, StringConstraints(max_length=wire.CORRELATION_ID_MAX, pattern=NO_NUL)
+    str,
+    StringConstraints(max_length=wire.CORRELATION_ID_MAX, pattern=NO_NUL),
+    AfterValidator(ids.check_correlation_id),
 ]
 JobName = Annotated[str, StringConstraints(max_length=wire.LONG_NAME_MAX, pattern=NO_NUL)]
 MessageType = Annotated[

@@ -17,7 +17,7 @@ CORRELATION_ID_RULE = "1 to 128 letters, digits and . _ : - (not only dots)"
 
 def is_valid_correlation_id(value: object) -> bool:
     """True when ``value`` may be stored as a correlation_id and used in a link."""
-    return isinstance(value, str) and correlation.is_valid(value) and value.strip(".") != ""
+    return isinstance(value, str) and correlation.is_valid(value)
 
 
 def check_correlation_id(value: str | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -260,3 +261,21 @@ def test_the_job_event_kinds_are_the_wire_schemas() -> None:
     from rest_service.schemas import JobEventKind
 
     assert {k.value for k in JobEventKind} == set(history_wire.JOB_KINDS)
+
+
+@pytest.mark.parametrize("bad", ["../../api/v1/queue-stats", "..", "a b", "x" * 129, "é"])
+def test_correlation_ids_outside_the_charset_are_refused_at_ingest(
+    live: httpx.Client, bad: str
+) -> None:
+    """Ingest refuses (422 naming the field) an id that would become a link climbing out of
+    the admin page, and the shipper drops such an id from the event instead of losing it."""
+    r = live.post(f"{QUEUE}/batch", json={"events": [queue_event(correlation_id=bad)]})
+    assert r.status_code == 422, r.text
+    assert ["body", "events", 0, "correlation_id"] in [e["loc"] for e in r.json()["detail"]]
+    from otel_assist import history_wire
+
+    cleaned = history_wire.clean("queue", queue_event(correlation_id=bad), now_ts=time.time())
+    assert cleaned.event is not None and "correlation_id" not in cleaned.event
+    assert "correlation_id" in {name for name, _ in cleaned.fixed}
+    ok = live.post(f"{QUEUE}/batch", json={"events": [cleaned.event]})
+    assert ok.status_code == 200, ok.text
