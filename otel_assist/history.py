@@ -154,7 +154,8 @@ class PayloadCapture:
 
         self.enabled = enabled
         self.max_bytes = max_bytes
-        self.masker = MaskSecrets(current_settings().secret_keys, max_depth=8)
+        settings = current_settings()
+        self.masker = MaskSecrets(settings.secret_keys, settings.secret_patterns, max_depth=8)
 
     def __call__(self, raw: bytes | str) -> Any:
         if not self.enabled:
@@ -706,6 +707,13 @@ class HistoryShipper:
             field, reason = cleaned.rejected or ("event", "invalid")
             self._set_aside(kind, field, reason, event)
             return None
+        # Every text of the row is scrubbed by shape like a log line (DSN passwords, bearer
+        # tokens, password= pairs, the operator's patterns): a job's error and traceback
+        # carry whatever the exception said. The payload was masked at capture.
+        scrub = self._capture.masker.redactor.scrub
+        for key, value in cleaned.event.items():
+            if type(value) is str and key != "payload":
+                cleaned.event[key] = scrub(value)
         for field, reason in cleaned.fixed:
             self._note_fix(kind, field, reason)
         if cleaned.fixed:

@@ -828,6 +828,13 @@ def track_scheduler(
     from otel_assist.extras import require
 
     require("queues", "otel_assist.jobs.track_scheduler")  # names the extra, not a traceback
+    if job_type is not None and not callable(job_type):
+        # A string here used to make every wrapped run fail before the job's own code, with
+        # nothing logged: a programming error, so it stops set-up with the fix named.
+        raise TypeError(
+            f"track_scheduler(job_type=...) takes a function of the job returning its type,"
+            f" not {type(job_type).__name__}: job_type=lambda job: {job_type!r}"
+        )
     from apscheduler.events import (
         EVENT_EXECUTOR_ADDED,
         EVENT_JOB_ADDED,

@@ -269,3 +269,43 @@ def test_producer_restarted_mid_outage_with_spool_loses_nothing(
     stored = set(rest_service.sql(f"select message_id from queue_message_logs where {q}").split())
     assert stored == set(ids)
     assert rest_service.count(f"select count(*) from queue_message_logs where {q}") == 2000
+
+
+def test_a_tracked_job_failing_with_hostile_text_is_stored_failed(
+    rest_service: RestService,
+) -> None:
+    """Issue 10 defect 1: a job whose exception text holds a lone surrogate (an undecodable
+    file name) and a DSN password. The tracker's log call used to raise, so the failure
+    event was never shipped and the row stayed `running`. Now: one stored row, `failed`,
+    the error text escaped and the password scrubbed."""
+    shipper = HistoryShipper(settings_for(rest_service))
+    scheduler = BackgroundScheduler()
+    tracker = track_scheduler(scheduler, shipper=shipper)
+    job_id = "hostile-" + uuid.uuid4().hex[:8]
+    ran = threading.Event()
+
+    def read_dir() -> None:
+        ran.set()
+        raise OSError("cannot read b'\\xff' as \udcff via postgresql://u:hunter2@db/x")
+
+    scheduler.add_job(read_dir, "interval", seconds=0.3, id=job_id)
+    scheduler.start()
+    try:
+        assert ran.wait(15)
+        scheduler.pause()
+        assert tracker.wait_idle()
+        assert shipper.flush(15)
+    finally:
+        scheduler.shutdown(wait=True)
+        shipper.shutdown()
+    rows = rest_service.sql(
+        "select status || '|' || coalesce(error, '') from job_executions"
+        f" where job_id = '{job_id}' and status <> 'scheduled'"
+    ).splitlines()
+    assert rows, "no finished run stored"
+    for row in rows:
+        status, error = row.split("|", 1)
+        assert status == "failed", row
+        assert "udcff" in error or "\ufffd" in error, error
+        # secrets are scrubbed by shape from every string of a history row too
+        assert "hunter2" not in error, error

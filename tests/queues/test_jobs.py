@@ -251,3 +251,8 @@ def test_persistent_job_store_runs_are_counted_from_apscheduler_events(
     assert tracker.wait_idle()
     assert tracker._tracked_ids["stored_1"] is False
     assert metric_view.value("cron_jobs", job_type="stored", status="missed") == 0
+
+
+def test_a_job_type_that_is_not_a_function_stops_set_up(scheduler: BackgroundScheduler) -> None:
+    with pytest.raises(TypeError, match="job_type=lambda job: 'reports'"):
+        track_scheduler(scheduler, shipper=NO_HISTORY, job_type="reports")  # type: ignore[arg-type]
