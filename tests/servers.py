@@ -402,12 +402,15 @@ def stopped(process: ManagedProcess) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def serve_rest_service(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Run ``rest-service serve`` (uvicorn, uvloop, httptools) as a child process on a free
-    port with ``env``, logging to ``log_path``; yields its base URL once ``/ready`` answers."""
+def rest_service_process(
+    env: dict[str, str], log_path: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``rest-service serve`` (uvicorn, uvloop, httptools) as a child process on
+    ``port`` (default: a free one) with ``env``, logging to ``log_path``; yields its base URL
+    and the process (a test may kill it) once ``/ready`` answers."""
     import sys
 
-    port = free_port()
+    port = port or free_port()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rest_service.cli", "serve", "--port", str(port)],
@@ -419,7 +422,15 @@ def serve_rest_service(env: dict[str, str], log_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_ok(f"{url}/ready"), 60, "rest_service ready")
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def serve_rest_service(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """:func:`rest_service_process`, for tests that need only the URL."""
+    with rest_service_process(env, log_path) as (url, _proc):
+        yield url

@@ -13,8 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,28 +53,7 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-@contextmanager
-def rest_process(
-    env: dict[str, str], log_path: Path, port: int | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Like servers.serve_rest_service, but hands out the process so a test can kill it."""
-    port = port or servers.free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rest_service.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_until(lambda: servers.http_ok(f"{url}/ready"), 60, "rest_service ready")
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=15)
+rest_process = servers.rest_service_process
 
 
 def runs(api: str, slug: str) -> list[dict[str, Any]]:
