@@ -28,7 +28,7 @@ from rest_service.cron_schedule import (
     zone,
     zone_names,
 )
-from rest_service.schemas import NO_NUL, Id, Name
+from rest_service.schemas import NO_NUL, CorrelationId, Id, Name
 
 #: URL-safe: a slug sits in paths and in the ``monitor`` metric attribute.
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -234,7 +234,8 @@ class CheckinIn(BaseModel):
     exit_code: Annotated[int, Field(ge=-255, le=255)] | None = Field(
         default=None, description="The command's exit status (the shell wrapper sends it)."
     )
-    correlation_id: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
+    # The ingest rule (rest_service.schemas.CorrelationId): the library's charset, 422 else.
+    correlation_id: CorrelationId | None = None
     message: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)] | None = Field(
         default=None, description="Short text: stored as the run's result or error."
     )

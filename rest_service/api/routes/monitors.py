@@ -120,7 +120,10 @@ async def parse_checkin(request: Request) -> CheckinIn:
             return CheckinIn.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            [
+                {**e, "loc": ("body", *e["loc"])}
+                for e in exc.errors(include_url=False, include_context=False)
+            ]
         ) from None
     raise RequestValidationError(
         [
