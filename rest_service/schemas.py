@@ -61,7 +61,9 @@ ShortText = Annotated[str, StringConstraints(max_length=wire.SHORT_TEXT_MAX, pat
 #: core.ids): ids end up in admin links and log metadata, so others are refused with 422.
 CorrelationId = Annotated[
     str,
-    StringConstraints(max_length=wire.CORRELATION_ID_MAX, pattern=NO_NUL),
+    # The charset as a pattern too, so the OpenAPI schema says it (clients, schemathesis);
+    # the validator adds what a JSON Schema pattern cannot say simply (not only dots).
+    StringConstraints(max_length=wire.CORRELATION_ID_MAX, pattern=r"^[A-Za-z0-9._:\-]{1,128}$"),
     AfterValidator(ids.check_correlation_id),
 ]
 JobName = Annotated[str, StringConstraints(max_length=wire.LONG_NAME_MAX, pattern=NO_NUL)]
