@@ -137,6 +137,14 @@ def test_secrets_are_required_never_defaulted() -> None:
     assert {m["name"] for m in VAR.finditer(text)} >= SECRETS
 
 
+def test_env_example_lists_every_variable_of_the_override() -> None:
+    """`cp .env.example .env` must leave nothing for the scale-out stack to refuse on."""
+    used = {m["name"] for m in VAR.finditer(SCALE.read_text())}
+    example = (ROOT / ".env.example").read_text()
+    missing = sorted(n for n in used if not re.search(rf"^{n}=", example, re.M))
+    assert not missing, f".env.example lacks {missing}"
+
+
 # --------------------------------------------------------------------------- Collector tiers
 
 
