@@ -95,6 +95,20 @@ class Settings(BaseSettings):
     loki_password: SecretStr | None = Field(default=None, description="basic auth password")
     loki_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
+    # Prometheus's HTTP API, read by the admin Metrics page (rest_service.prometheus). The
+    # default is Prometheus's own listen address; compose sets http://prometheus:9090.
+    prometheus_url: str | None = Field(
+        default="http://localhost:9090",
+        description="Prometheus base URL for the admin Metrics page (empty: page says so).",
+    )
+    prometheus_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="Whole-page budget for the Metrics page's queries: an unreachable or "
+        "slow Prometheus costs the page at most this long, then a notice.",
+    )
+
     @field_validator("queue_names", mode="before")
     @classmethod
     def _split_queue_names(cls, value: object) -> object:
