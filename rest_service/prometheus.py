@@ -90,7 +90,7 @@ class PrometheusClient:
         params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
         try:
             resp = await client.post(f"{self.base}/api/v1/query_range", data=params)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise PrometheusUnavailable(
                 f"Prometheus at {self.shown} is not reachable ({type(exc).__name__})"
             ) from None
@@ -108,7 +108,10 @@ class PrometheusClient:
 
 def without_userinfo(url: str) -> str:
     """``url`` with any ``user:password@`` removed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

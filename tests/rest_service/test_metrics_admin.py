@@ -30,9 +30,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from rest_service.admin import metrics_pages, promql
 from rest_service.admin.line_chart import LineChart
+from rest_service.core.config import Settings
 from rest_service.prometheus import PrometheusUnavailable, Series, parse_matrix
 from tests import servers
 from tests.rest_service.conftest import Running
@@ -350,6 +352,19 @@ async def test_prometheus_unusable_is_a_notice(
         assert "<svg" not in resp.text
 
 
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "ftp://prometheus.example", "prometheus:9090", "http://", "http://h:x/"]
+)
+def test_a_malformed_prometheus_url_fails_at_startup(url: str) -> None:
+    with pytest.raises(ValidationError, match="PROMETHEUS_URL"):
+        Settings(prometheus_url=url)
+
+
+def test_prometheus_url_defaults_and_empty() -> None:
+    assert Settings().prometheus_url == "http://localhost:9090"
+    assert Settings(prometheus_url=" ").prometheus_url is None
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -389,15 +404,21 @@ async def test_bad_parameters_are_422_naming_the_field(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(range_raw=HOSTILE, step_raw=HOSTILE | st.none())
+@given(
+    range_raw=HOSTILE,
+    step_raw=HOSTILE | st.none(),
+    repeated=st.lists(st.tuples(st.sampled_from(["range", "step", "Range", "x"]), HOSTILE)),
+)
 async def test_hostile_parameters_are_422_or_a_page(
-    app_down: Running, range_raw: str, step_raw: str | None
+    app_down: Running, range_raw: str, step_raw: str | None, repeated: list[tuple[str, str]]
 ) -> None:
     """Raw bytes on the wire (lone surrogates as their UTF-8 encoding, control characters,
-    ints past 64 bits, negative ranges): a page or a 422 naming the field, never a 500."""
-    query = "range=" + quote(range_raw, safe="", errors="surrogatepass")
-    if step_raw is not None:
-        query += "&step=" + quote(step_raw, safe="", errors="surrogatepass")
+    ints past 64 bits, negative ranges, a parameter given twice): a page or a 422 naming
+    the field, never a 500."""
+    pairs = [("range", range_raw), *([("step", step_raw)] if step_raw is not None else [])]
+    query = "&".join(
+        f"{k}={quote(v, safe='', errors='surrogatepass')}" for k, v in [*pairs, *repeated]
+    )
     resp = await app_down.client.get("/admin/metrics?" + query)
     assert resp.status_code in (200, 422), resp.text[:500]
     if resp.status_code == 422:
