@@ -99,8 +99,11 @@ class LineChart:
         return round(self.left + (t - self.start) / span * (self.right_edge - self.left), 2)
 
     def y(self, v: float) -> float:
-        # Halved so that a span from -1e308 to 1e308 stays finite.
-        frac = (v / 2 - self.y_min / 2) / (self.y_max / 2 - self.y_min / 2)
+        span = self.y_max - self.y_min
+        if math.isfinite(span) and span > 0:
+            frac = (v - self.y_min) / span
+        else:  # a span from -1e308 to 1e308 overflows; halved, it does not
+            frac = (v / 2 - self.y_min / 2) / (self.y_max / 2 - self.y_min / 2)
         return round(self.bottom_edge - frac * (self.bottom_edge - self.top), 2)
 
     @classmethod

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -503,6 +503,8 @@ def test_any_answer_is_series_or_a_clear_error(payload: Any) -> None:
                 assert 0 <= y <= chart.height
 
 
+@example(values=[5e-324, 0.0], unit="per_s", gaps=set())  # a subnormal maximum
+@example(values=[-1.7e308, 1.7e308, math.nan, math.inf, 0.0], unit="ratio", gaps={1})
 @settings(max_examples=300)
 @given(
     values=st.lists(
