@@ -90,6 +90,10 @@ class PrometheusClient:
         params = {"query": expr, "start": str(start), "end": str(end), "step": str(step)}
         try:
             resp = await client.post(f"{self.base}/api/v1/query_range", data=params)
+        except httpx.TimeoutException:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.shown} did not answer within {self.timeout:g} s"
+            ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise PrometheusUnavailable(
                 f"Prometheus at {self.shown} is not reachable ({type(exc).__name__})"

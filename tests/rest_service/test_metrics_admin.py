@@ -11,6 +11,7 @@ naming the field, whatever the bytes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -118,17 +119,17 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
             procs[role] = servers.ManagedProcess(
                 role,
                 [sys.executable, "-m", "tests.monitoring.workload", role, str(control)],
-                ready=lambda port=ports[role]: servers.http_ok(f"http://127.0.0.1:{port}/metrics"),
+                ready=functools.partial(servers.http_ok, f"http://127.0.0.1:{ports[role]}/metrics"),
                 log_path=workdir / f"workload-{role}.log",
                 env=env,
             ).start()
-        window = metrics_pages.Window.parse("15m", "5s", 0)
+        window = metrics_pages.Window.parse("15m", "2s", 0)
         queries = [promql.expand(c.expr, window.step, window.range_seconds) for c in promql.CHARTS]
         servers.wait_until(
             lambda: all(_instant(prom, q) for q in queries), 90, "every chart's query to answer"
         )
-        # 20 s of scrapes per target: a 5 s step sees every series at several points (a
-        # gauge scraped for 3 s could fall between two steps once its target is gone).
+        # 20 s of scrapes per target: a 2 s step sees every series at many points (a
+        # gauge scraped for 1 s could fall between two steps once its target is gone).
         servers.wait_until(
             lambda: len(_instant(prom, "count_over_time(up[1m]) >= 20")) == len(ROLES),
             90,
@@ -148,9 +149,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
         for proc in procs.values():
             proc.stop()
         stopped = time.time()
-        # The page's last point is on a multiple of its step (5 s), so it can lie up to
-        # 5 s before "now": wait until that point is past the stop, burst included.
-        servers.wait_until(lambda: time.time() > stopped + 6, 10, "a step past the stop")
+        # The page's last point is on a multiple of its step (2 s), so it can lie up to
+        # 2 s before "now": wait until that point is past the stop, burst included.
+        servers.wait_until(lambda: time.time() > stopped + 3, 10, "a step past the stop")
         # Settled: Prometheus has seen every target go down (its staleness markers are in).
         servers.wait_until(
             lambda: _up(prom) == dict.fromkeys(ROLES.values(), 0.0), 30, "targets seen down"
@@ -211,7 +212,7 @@ def _query_range(prom: servers.Prometheus, expr: str, start: int, end: int, step
 
 
 async def test_every_plotted_point_is_prometheus_answer(app_on: Running, scraped: Scraped) -> None:
-    resp = await app_on.client.get("/admin/metrics", params={"range": "15m", "step": "5s"})
+    resp = await app_on.client.get("/admin/metrics", params={"range": "15m", "step": "2s"})
     assert resp.status_code == 200, resp.text[:2000]
     assert "Content-Security-Policy" in resp.headers and "<script" not in resp.text
     page = _parse(resp.text)
@@ -221,7 +222,7 @@ async def test_every_plotted_point_is_prometheus_answer(app_on: Running, scraped
         drawn = page.charts[chart.key]
         scale = {k: float(v) for k, v in drawn["scale"].items() if k.startswith("data-")}
         start, end, step = int(scale["data-start"]), int(scale["data-end"]), int(scale["data-step"])
-        assert step == 5 and end - start == 900 and end % step == 0
+        assert step == 2 and end - start == 900 and end % step == 0
         expr = promql.expand(chart.expr, step, 900)
         answer = parse_matrix(_query_range(scraped.prometheus, expr, start, end, step))
         expected = {
@@ -259,6 +260,7 @@ async def test_every_plotted_point_is_prometheus_answer(app_on: Running, scraped
 
     # The workload's real figures are on the page (not just "some series").
     assert max(plotted_values["request_rate"]["rest_service"]) > 0.5
+    assert len(plotted_values["request_rate"]["rest_service"]) >= 10
     errors = plotted_values["error_ratio"]["rest_service"]
     assert max(errors) > 0, plotted_values  # the burst of 500s
     assert min(plotted_values["error_ratio"]["rest_service"]) == 0
