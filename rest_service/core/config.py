@@ -95,6 +95,20 @@ class Settings(BaseSettings):
     loki_password: SecretStr | None = Field(default=None, description="basic auth password")
     loki_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
+    # Prometheus's HTTP API, read by the admin Metrics page (rest_service.prometheus). The
+    # default is Prometheus's own listen address; compose sets http://prometheus:9090.
+    prometheus_url: str | None = Field(
+        default="http://localhost:9090",
+        description="Prometheus base URL for the admin Metrics page (empty: page says so).",
+    )
+    prometheus_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="Whole-page budget for the Metrics page's queries: an unreachable or "
+        "slow Prometheus costs the page at most this long, then a notice.",
+    )
+
     @field_validator("queue_names", mode="before")
     @classmethod
     def _split_queue_names(cls, value: object) -> object:
@@ -107,6 +121,24 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _check_prometheus_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host, or empty (the Metrics page then says it is not
+        configured): a typo fails at startup instead of on every page view."""
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("PROMETHEUS_URL is not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("PROMETHEUS_URL must be an http:// or https:// URL with a host")
+        return value.strip()
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -44,7 +44,13 @@ def csrf_of(page: httpx.Response) -> str:
 
 def test_pages_need_a_session_and_send_strict_headers(site: Site) -> None:
     with httpx.Client(base_url=site.url) as client:
-        for path in ("/admin/jobs", "/admin/queues", "/admin/memory", "/admin/logs"):
+        for path in (
+            "/admin/jobs",
+            "/admin/queues",
+            "/admin/memory",
+            "/admin/logs",
+            "/admin/metrics",
+        ):
             resp = client.get(path)
             assert resp.status_code == 303
             assert resp.headers["location"].startswith(f"{site.url}/admin/login?next=")

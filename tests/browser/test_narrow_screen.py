@@ -9,7 +9,9 @@ from tests.browser.conftest import Tab
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.parametrize("path", ["/admin/jobs", "/admin/queues", "/admin/memory", "/admin/logs"])
+@pytest.mark.parametrize(
+    "path", ["/admin/jobs", "/admin/queues", "/admin/memory", "/admin/logs", "/admin/metrics"]
+)
 def test_log_out_stays_on_screen_at_420px(admin: Tab, path: str) -> None:
     page = admin.page
     page.set_viewport_size({"width": 420, "height": 800})
