@@ -7,22 +7,106 @@ real Alertmanager, delivering to the tests' stand-in for Telegram's Bot API.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests import servers
+from tests.monitoring.helpers import GRAFANA_DIR, alerting_rules
 from tests.monitoring.stack import CHAT_ID, alertmanager_config, start_telegram_stand_in
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTMANAGER_DIR = ROOT / "monitoring" / "alertmanager"
 
-pytestmark = pytest.mark.skipif(
+needs_alertmanager = pytest.mark.skipif(
     shutil.which("prometheus-alertmanager") is None, reason="needs prometheus-alertmanager"
 )
+
+
+# --------------------------------------------------------------------------- the rules' links
+
+
+def _dashboards() -> dict[str, set[str]]:
+    """uid -> names of its template variables, for every provisioned dashboard."""
+    out = {}
+    for path in sorted((GRAFANA_DIR / "dashboards").glob("*.json")):
+        doc = json.loads(path.read_text())
+        out[doc["uid"]] = {v["name"] for v in doc.get("templating", {}).get("list", [])}
+    return out
+
+
+def _group_by() -> set[str]:
+    config = yaml.safe_load((ALERTMANAGER_DIR / "alertmanager.yml").read_text())
+    return set(config["route"]["group_by"])
+
+
+# A rule's labels that are the same for every alert of one Alertmanager group: the group_by
+# labels (alertname, service) and `job`, which every rule copies into `service`.
+_TEMPLATE = re.compile(r"\{\{\s*(?P<body>.*?)\s*\}\}")
+_GROUP_CONSTANT = {"{{ $labels.job | urlquery }}"}
+
+
+def dashboard_link_problems(rule: dict[str, Any], dashboards: dict[str, set[str]]) -> list[str]:
+    """Why ``rule``'s Telegram message would carry no Grafana link, or a wrong one.
+
+    The template links ``.CommonAnnotations.dashboard``: an annotation that differs between
+    the alerts of one group (a label other than the group's own in it) vanishes from the
+    message, so only ``job`` (= ``service``, a group_by label) may be templated in.
+    """
+    name = rule.get("alert", "?")
+    path = rule.get("annotations", {}).get("dashboard")
+    if not path:
+        return [f"{name}: no `dashboard` annotation (the alert message would have no Grafana link)"]
+    problems = []
+    for m in _TEMPLATE.finditer(path):
+        if m.group(0) not in _GROUP_CONSTANT:
+            problems.append(f"{name}: {m.group(0)} differs within a group; only the job may vary")
+    concrete = _TEMPLATE.sub("x", path)
+    url = urllib.parse.urlsplit(concrete)
+    found = re.fullmatch(r"/d/([A-Za-z0-9_-]+)", url.path)
+    if url.scheme or url.netloc or not found:
+        return [*problems, f"{name}: {path!r} is not a Grafana path /d/<uid>[?var-...]"]
+    uid = found.group(1)
+    if uid not in dashboards:
+        return [*problems, f"{name}: no provisioned dashboard has uid {uid!r}"]
+    for key, _value in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
+        if not key.startswith("var-") or key[4:] not in dashboards[uid]:
+            problems.append(f"{name}: {key!r} is not a variable of dashboard {uid}")
+    return problems
+
+
+@pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: r["alert"])
+def test_every_rule_links_its_dashboard(rule: dict[str, Any]) -> None:
+    assert {"alertname", "service"} <= _group_by()  # what the one-template-per-group rule assumes
+    assert rule["labels"]["service"] == "{{ $labels.job }}"
+    assert dashboard_link_problems(rule, _dashboards()) == []
+
+
+def test_the_link_check_fails_on_bad_rules() -> None:
+    """The check above can fail: each way a rule can lose or break its link is reported."""
+    dashboards = _dashboards()
+    base = {"alert": "X", "labels": {"service": "{{ $labels.job }}"}}
+
+    def problems(dashboard: str | None) -> list[str]:
+        annotations = {"summary": "s"} if dashboard is None else {"dashboard": dashboard}
+        return dashboard_link_problems({**base, "annotations": annotations}, dashboards)
+
+    assert problems(None) == [
+        "X: no `dashboard` annotation (the alert message would have no Grafana link)"
+    ]
+    assert "not a Grafana path" in problems("https://grafana.example.org/d/otel-assist-cron")[0]
+    assert "no provisioned dashboard has uid 'nope'" in problems("/d/nope")[0]
+    assert "'var-queue' is not a variable" in problems("/d/otel-assist-cron?var-queue=a")[0]
+    per_alert = problems("/d/otel-assist-cron?var-job_type={{ $labels.job_type }}")
+    assert "differs within a group" in per_alert[0]
+    assert problems("/d/otel-assist-logs?var-service={{ $labels.job | urlquery }}") == []
 
 
 def _post_alert(url: str, annotations: dict[str, str]) -> None:
@@ -42,6 +126,7 @@ def _post_alert(url: str, annotations: dict[str, str]) -> None:
         assert resp.status == 200
 
 
+@needs_alertmanager
 def test_message_links_to_the_rule_dashboard_in_grafana(tmp_path: Path) -> None:
     telegram = start_telegram_stand_in()
     try:
@@ -60,6 +145,7 @@ def test_message_links_to_the_rule_dashboard_in_grafana(tmp_path: Path) -> None:
         telegram.server.shutdown()
 
 
+@needs_alertmanager
 def test_grafana_url_is_configurable_and_checked(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("123456:ABC-def_1\n")

@@ -34,6 +34,9 @@ SECRETS = {
     "TELEGRAM_BOT_TOKEN_FILE",
     "TELEGRAM_CHAT_ID_FILE",
 }
+# Host paths (outside the repo) a service may mount: the Collector reads every container's
+# json-file log (collector/config.yaml, file_log/containers).
+HOST_PATHS = {"collector": ("/var/lib/docker/containers",)}
 VAR = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
 
 
@@ -123,7 +126,11 @@ def test_mounted_repo_paths_exist(services: dict[str, dict[str, Any]]) -> None:
     for name, svc in services.items():
         for volume in svc.get("volumes", []):
             source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
-            if source.startswith((".", "/")):
+            if source.startswith("/"):
+                # A host path outside the repo: only the ones named here, read-only.
+                assert source in HOST_PATHS.get(name, ()), f"{name}: mounts host path {source}"
+                assert volume.endswith(":ro"), f"{name}: {volume} must be read-only"
+            elif source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: mounted path {source} is missing"
                 checked += 1
         build = svc.get("build")
@@ -305,6 +312,36 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
                 used.add(source)
     assert used == declared
     assert {"collector_queue", "loki_data", "prometheus_data", "postgres_data"} <= used
+
+
+def test_every_container_logs_where_the_collector_reads(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """Every service logs through json-file with the options the Collector's container-log
+    rules read (docs/logs.md "Container logs"), and the Collector can read those files."""
+    for name, svc in services.items():
+        logging = svc.get("logging")
+        assert logging, f"{name}: no logging options (its lines would carry no service name)"
+        assert logging["driver"] == "json-file", name
+        options = logging["options"]
+        assert "com.docker.compose.service" in options["labels"].split(","), name
+        assert "OTEL_LOGS_EXPORTER" in options["env"].split(","), name
+        assert options["max-size"] and options["max-file"], f"{name}: logs never rotate"
+    config = yaml.safe_load((ROOT / "collector" / "config.yaml").read_text())
+    receiver = config["receivers"]["file_log/containers"]
+    assert receiver["storage"] in config["service"]["extensions"]
+    assert "file_log/containers" in config["service"]["pipelines"]["logs"]["receivers"]
+    include = re.fullmatch(r"\$\{env:OTELCOL_CONTAINER_LOGS:-([^}]+)\}", receiver["include"][0])
+    assert include and include.group(1).startswith("/var/lib/docker/containers/")
+    collector = services["collector"]
+    assert "/var/lib/docker/containers:/var/lib/docker/containers:ro" in collector["volumes"]
+    assert collector["user"] == "0:0", "Docker's log files are root-only (0640 in 0710 dirs)"
+    # The services that export their records over OTLP say so in the variable the
+    # Collector's no-double-ingest rule reads.
+    for name in ("rest_service", "demo"):
+        assert services[name]["environment"]["OTEL_LOGS_EXPORTER"] == "otlp", name
+    env = collector["environment"]["OTELCOL_DEPLOYMENT_ENVIRONMENT"]
+    assert env == services["rest_service"]["environment"]["OTEL_ASSIST_ENVIRONMENT"]
 
 
 def test_collector_queue_volume_is_where_the_config_persists(

@@ -175,6 +175,21 @@ def test_agent_and_gateway_wiring(services: dict[str, dict[str, Any]]) -> None:
     assert gateway["environment"]["LOKI_OTLP_ENDPOINT"] == "http://loki-write:3100/otlp"
 
 
+def test_agent_reads_container_logs_like_the_single_tier_collector(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The agent sits on the Docker host: it reads every container's log with the very
+    receiver collector/config.yaml has (tests/collector/test_container_logs.py tests it)."""
+    agent_cfg = yaml.safe_load((ROOT / "collector" / "agent.yaml").read_text())
+    single = yaml.safe_load((ROOT / "collector" / "config.yaml").read_text())
+    receiver = agent_cfg["receivers"]["file_log/containers"]
+    assert receiver == single["receivers"]["file_log/containers"]
+    assert "file_log/containers" in agent_cfg["service"]["pipelines"]["logs"]["receivers"]
+    assert receiver["storage"] in agent_cfg["service"]["extensions"]
+    # the override keeps the base file's read-only mount (compose merges volumes by target)
+    assert not [v for v in services["collector"]["volumes"] if "/var/lib/docker" in v]
+
+
 # --------------------------------------------------------------------------- Loki
 
 

@@ -111,6 +111,9 @@ def start_collector(
         "OTELCOL_STORAGE_DIR": str(storage),
         "LOKI_OTLP_ENDPOINT": loki_endpoint,
         "PROMETHEUS_REMOTE_WRITE_ENDPOINT": remote_write_url,
+        # Container logs (file_log/containers): an empty directory unless a test writes
+        # Docker's layout there, never the host's own /var/lib/docker.
+        "OTELCOL_CONTAINER_LOGS": str(workdir / "containers" / "*" / "*-json.log*"),
         **(extra_env or {}),
     }
     health = f"http://127.0.0.1:{ports['health']}/"

@@ -310,6 +310,8 @@ def test_gateway_sigkilled_mid_stream_loses_no_record(
             "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{agent_http}",
             "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{servers.free_port()}",
             "OTELCOL_STORAGE_DIR": str(tmp_path / "agent" / "file_storage"),
+            # container logs: an empty directory, never the host's /var/lib/docker
+            "OTELCOL_CONTAINER_LOGS": str(tmp_path / "agent" / "containers" / "*" / "*.log"),
             # the gateways' name resolved by the DNS stand-in: two addresses, one port
             "OTELCOL_GATEWAY_ENDPOINT": f"dns://127.0.0.1:{dns.port}/gateways.test:{grpc_port}",
         },

@@ -338,6 +338,8 @@ def start_stack(workdir: Path) -> Iterator[Stack]:
                 "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
                 "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{health_port}",
                 "OTELCOL_STORAGE_DIR": str(workdir / "collector-storage"),
+                # container logs: an empty directory, never the host's /var/lib/docker
+                "OTELCOL_CONTAINER_LOGS": str(workdir / "containers" / "*" / "*-json.log*"),
                 # No Loki here (the Logs dashboard's LogQL is checked statically). The logs
                 # exporter is pointed at an endpoint that answers 404, a permanent error, so
                 # the Collector really fails to send: OtelCollectorExportFailing's fault.

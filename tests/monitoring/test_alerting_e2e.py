@@ -62,6 +62,8 @@ def test_telegram_end_to_end(stack: Stack) -> None:
     assert "memory_extraction failed" in failing.text and "times in a row" in failing.text
     assert "<i>Check first:" in failing.text
     assert failing.disable_notification is False  # critical: rings
+    # The rule's `dashboard` annotation, at GRAFANA_URL (default), is the message's link.
+    assert '<a href="http://localhost:3000/d/otel-assist-cron">Grafana</a>' in failing.text
 
     # Fault 2: a service process stops (services push through the Collector: no scrape `up`).
     stack.workloads["calendar"].stop()
@@ -71,6 +73,8 @@ def test_telegram_end_to_end(stack: Stack) -> None:
     assert down.chat_id == str(CHAT_ID)
     assert "<b>calendar_service is down</b>" in down.text
     assert "severity: critical" in down.text
+    link = "http://localhost:3000/d/otel-assist-overview?var-service=calendar_service"
+    assert f'<a href="{link}">Grafana</a>' in down.text
     # Other services are not down.
     assert not any(
         _is("ServiceDown", s)(m) for m in tg.messages for s in SERVICES - {"calendar_service"}

@@ -33,7 +33,8 @@ EXTERNAL_METRICS = {
     "otelcol_exporter_queue_capacity",
     "ALERTS",
 }
-REQUIRED_ANNOTATIONS = {"summary", "description", "runbook"}
+# `dashboard`: the Grafana path the Telegram message links to (tests/test_alert_links.py).
+REQUIRED_ANNOTATIONS = {"summary", "description", "runbook", "dashboard"}
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
