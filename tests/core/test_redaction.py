@@ -70,3 +70,19 @@ def test_clean_text_is_left_alone() -> None:
         "2026-12-05T19:08:53.803068Z",
     ):
         assert r.scrub(text) == text
+
+
+@given(
+    secret=st.text(string.ascii_letters + string.digits, min_size=8, max_size=16),
+    shape=st.sampled_from(
+        ["x\" authorization='Basic {s}' y", "\"pwd\": '{s}' x", "a \"token\"='{s}'"]
+    ),
+    wraps=st.integers(1, 3),
+)
+def test_escaped_quotes_in_reprs_do_not_hide_a_secret(secret: str, shape: str, wraps: int) -> None:
+    """A string holding both quote kinds has its ' escaped by repr() (\\'), which is how a
+    value nested in a dict or list reaches a log line: found by the hostile log tests."""
+    text = shape.format(s=secret)
+    for _ in range(wraps):
+        text = repr({"k": [text]})
+    assert secret not in Redactor().scrub(text)
