@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests import servers
+
+# The gate (`make test`, CI) draws the same examples on every run: a property test that
+# fails there fails again on the developer's machine, and a landing never depends on the
+# seed. HYPOTHESIS_PROFILE=explore draws fresh ones (what to run while hunting new bugs);
+# whatever it finds is pinned with @example before the fix.
+hypothesis_settings.register_profile("gate", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
