@@ -15,6 +15,7 @@ from bench import BenchResult
 
 ALL = [
     "http_overhead",
+    "http_logging",
     "log_overhead",
     "log_export",
     "queue_overhead",
