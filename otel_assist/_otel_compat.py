@@ -22,7 +22,8 @@ from __future__ import annotations
 #   open-telemetry/community#1751). They are the documented way to use OpenTelemetry logs
 #   in Python today.
 # - Baselines the benchmarks measure ours against: encode_logs (the stock OTLP log encoder),
-#   LoggingHandler and BatchLogRecordProcessor (the stock stdlib-logging bridge).
+#   LoggingHandler and BatchLogRecordProcessor (the stock stdlib-logging bridge), and
+#   OTLPLogExporter (the stock OTLP/HTTP log exporter: bench/log_overhead.py's anchors).
 # - Global meter provider proxies: ProxyMeter, ProxyMeterProvider. Meters taken from the
 #   global provider before configure() (or before a fork) must follow each rebuild; the
 #   API's proxies do that for the first set_meter_provider call only, and
@@ -33,6 +34,7 @@ from __future__ import annotations
 #   base class offered for it (open-telemetry/opentelemetry-python-contrib#1956).
 from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.metrics._internal import _ProxyMeter as ProxyMeter
 from opentelemetry.metrics._internal import _ProxyMeterProvider as ProxyMeterProvider
 from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
@@ -82,6 +84,7 @@ __all__ = [
     "LoggerProvider",
     "LoggingHandler",
     "Measurement",
+    "OTLPLogExporter",
     "ProxyMeter",
     "ProxyMeterProvider",
     "ReadWriteLogRecord",
