@@ -17,6 +17,9 @@ class BenchResult:
     unit: str
     target: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # A second condition of the target that the ratio alone does not show (rss: no
+    # growth between 50k and 100k requests); False fails the run whatever the ratio.
+    also_met: bool | None = None
 
     def line(self) -> str:
         """The contract line every benchmark prints last."""

@@ -1,6 +1,6 @@
 """ingest_throughput: queue-message rows/s through rest_service's batch endpoint into
 Postgres, against raw asyncpg ``copy_records_to_table`` of the same rows into the same
-table (same indexes), in the same run. Target: ratio >= 0.5.
+table (same indexes), in the same run. Target: ratio >= 0.6 (issue 13; was 0.5).
 
 Ours: 4 concurrent clients POST pre-serialised JSON batches of 1,000 events (the shipper's
 shape) to ``/api/v1/queue-stats/messages/batch``; the service validates, de-duplicates by
@@ -149,7 +149,7 @@ def run() -> BenchResult:
     median = statistics.median(b / o for o, b in zip(ours_times, base_times, strict=True))
     print(f"  median of per-round ratios: {median:.3f}", flush=True)
     print(
-        f"  batch endpoint / COPY = {ours / base:.3f} (target >= 0.5); "
+        f"  batch endpoint / COPY = {ours / base:.3f} (target >= 0.6); "
         f"batch endpoint / one-POST-per-message = {ours / single_rate:.1f}x",
         flush=True,
     )
@@ -159,7 +159,7 @@ def run() -> BenchResult:
         ours=ours,
         baseline=base,
         unit="rows/s",
-        target=">= 0.5",
+        target=">= 0.6",  # issue 13 (was 0.5)
         extra={
             "one_post_per_message_rows_per_s": single_rate,
             "rows": ROWS,

@@ -1,20 +1,32 @@
-"""log_overhead: CPU microseconds per log call, otel_assist / plain structlog JSON.
+"""log_overhead: CPU microseconds per log call, whole path, otel_assist / plain structlog JSON.
 
-Three set-ups of the same ``log.info(...)`` call, measured in one process in interleaved
-rounds (this shared VM's speed drifts by 2x within seconds, so separate processes or
-back-to-back runs compare the weather, not the code):
+Every set-up writes the same ``log.info(...)`` line as JSON and, where it exports, sends it
+over OTLP/HTTP to the project's own Collector (``bench/_collector.py``: OTLP receiver -> nop
+exporter, a separate process whose CPU is not counted). CPU time is the benchmark process's
+(``time.process_time``): the caller's cost *and* the export thread's (building the record,
+encoding it, the HTTP POST), because each round ends with a flush inside the timed region.
 
 * ``structlog``: plain structlog, fast configuration (level, ISO timestamp, orjson renderer,
-  bytes logger, cached loggers) - the baseline;
-* ``ours``: what ``otel_assist.configure()`` installs: the JSON line *and* an OpenTelemetry
-  log record per call, handed to an exporter that discards it;
-* ``stdlib_otel``: the common alternative: structlog -> stdlib logging -> a JSON formatter
-  and OpenTelemetry's ``LoggingHandler`` with a ``BatchLogRecordProcessor`` (exporter
-  discarding).
+  bytes logger, cached loggers), no export - the baseline;
+* ``ours``: what ``otel_assist.configure()`` installs, exporting to the Collector;
+* ``structlog_otel`` (upstream anchor): the same plain structlog chain plus
+  ``opentelemetry-instrumentation-structlog``'s ``StructlogProcessor`` -> SDK
+  ``LoggerProvider`` -> ``BatchLogRecordProcessor`` -> the stock ``OTLPLogExporter``;
+* ``stdlib_otel`` (upstream anchor): structlog -> stdlib logging -> a JSON formatter and the
+  SDK's ``LoggingHandler`` -> ``BatchLogRecordProcessor`` -> the stock ``OTLPLogExporter``.
 
-Each round switches structlog's (and the root logger's) configuration, logs ``CALLS``
-lines, and flushes the OpenTelemetry side, all inside the timed region: CPU time of the
-whole process, so background threads are counted, not hidden.
+The set-ups run in one process in interleaved rounds (this shared VM's speed drifts by 2x
+within seconds, so separate processes or back-to-back runs compare the weather, not the
+code); the ratio is the median of per-round ours/structlog ratios. Each exporting set-up
+has its own Collector, whose accepted count is checked against the calls it made, so a
+set-up cannot look cheap by not sending: a round logs CALLS lines in a tight loop, far
+faster than any service, so every queue (ours and the stock BatchLogRecordProcessor's,
+default 8192 and 2048) is sized to hold a whole round instead of dropping.
+
+``opentelemetry-instrumentation-structlog`` is not a dependency: installed into the
+virtualenv, ``opentelemetry-instrument`` would load it and double every record. The anchor
+loads it from ``.venv/bench-anchors`` when present (``pip install --no-deps --target
+.venv/bench-anchors opentelemetry-instrumentation-structlog``) and says so when absent.
 """
 
 from __future__ import annotations
@@ -22,17 +34,22 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 
 from bench import BenchResult
+from bench._collector import NopCollector
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 CALLS = int(os.environ.get("BENCH_LOG_CALLS", "10000"))
+ANCHORS = Path(__file__).resolve().parent.parent / ".venv" / "bench-anchors"
+QUEUE = 4 * CALLS  # room for a whole round: measured, not dropped
 
 
 class Setup:
@@ -44,11 +61,14 @@ class Setup:
         config: dict[str, Any],
         root_handlers: list[logging.Handler],
         flush: Callable[[], Any],
+        collector: NopCollector | None,
     ) -> None:
         self.name = name
         self.config = config
         self.root_handlers = root_handlers
         self.flush = flush
+        self.collector = collector
+        self.calls = 0
 
     def activate(self) -> Any:
         structlog.configure(**self.config)
@@ -56,45 +76,83 @@ class Setup:
         return structlog.get_logger()
 
 
-def _plain(sink: Any) -> Setup:
-    config = {
-        "processors": [
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(serializer=orjson.dumps),
-        ],
+def _plain_processors() -> list[Any]:
+    return [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.JSONRenderer(serializer=orjson.dumps),
+    ]
+
+
+def _plain_config(sink: Any, processors: list[Any]) -> dict[str, Any]:
+    return {
+        "processors": processors,
         "logger_factory": structlog.BytesLoggerFactory(sink.buffer),
         "wrapper_class": structlog.make_filtering_bound_logger(logging.INFO),
         "cache_logger_on_first_use": True,
     }
-    return Setup("structlog", config, [], lambda: None)
 
 
-def _ours(sink: Any) -> Setup:
+def _plain(sink: Any) -> Setup:
+    return Setup("structlog", _plain_config(sink, _plain_processors()), [], lambda: None, None)
+
+
+def _ours(sink: Any, collector: NopCollector) -> Setup:
     import otel_assist
-    from otel_assist.log_export import DiscardingExporter
 
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint
     telemetry = otel_assist.configure(
         "bench_logs",
         log_stream=sink,
-        log_exporter=DiscardingExporter(),
         metrics_exporters=(),
         log_format="json",
+        log_queue_size=QUEUE,
     )
     return Setup(
         "ours",
         dict(structlog.get_config()),
         list(logging.getLogger().handlers),
         telemetry.log_queue.force_flush,
+        collector,
     )
 
 
-def _stdlib_otel(sink: Any) -> Setup:
-    from otel_assist._otel_compat import BatchLogRecordProcessor, LoggerProvider, LoggingHandler
-    from otel_assist.log_export import DiscardingExporter
+def _stock_provider(collector: NopCollector) -> Any:
+    from otel_assist._otel_compat import BatchLogRecordProcessor, LoggerProvider, OTLPLogExporter
 
     provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(DiscardingExporter()))
+    exporter = OTLPLogExporter(endpoint=f"{collector.endpoint}/v1/logs")
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, max_queue_size=QUEUE))
+    return provider
+
+
+def _structlog_otel(sink: Any, collector: NopCollector) -> Setup | None:
+    if ANCHORS.is_dir() and str(ANCHORS) not in sys.path:
+        import opentelemetry.instrumentation as instrumentation
+
+        # A regular package: its subpackage from another directory joins through __path__.
+        instrumentation.__path__.append(str(ANCHORS / "opentelemetry" / "instrumentation"))
+    try:
+        from opentelemetry.instrumentation.structlog import StructlogProcessor
+    except ImportError:
+        print(
+            "structlog_otel anchor skipped: opentelemetry-instrumentation-structlog not in "
+            f"{ANCHORS} (pip install --no-deps --target {ANCHORS} "
+            "opentelemetry-instrumentation-structlog)"
+        )
+        return None
+    provider = _stock_provider(collector)
+    plain = _plain_processors()
+    processors = [*plain[:-1], StructlogProcessor(logger_provider=provider), plain[-1]]
+    return Setup(
+        "structlog_otel", _plain_config(sink, processors), [], provider.force_flush, collector
+    )
+
+
+def _stdlib_otel(sink: Any, collector: NopCollector) -> Setup:
+    from otel_assist._otel_compat import LoggingHandler
+
+    provider = _stock_provider(collector)
     formatter = structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -118,6 +176,7 @@ def _stdlib_otel(sink: Any) -> Setup:
         config,
         [stream, LoggingHandler(logger_provider=provider)],
         provider.force_flush,
+        collector,
     )
 
 
@@ -129,30 +188,41 @@ def _measure(setup: Setup, calls: int) -> float:
     for i in range(calls):
         log.info("user message received", event_type="request_in", user_id=42, chars=i)
     setup.flush()
+    setup.calls += calls + 1
     return (time.process_time() - start) / calls * 1e6
 
 
 def run() -> BenchResult:
-    from otel_assist.correlation import correlation_scope
+    from otel_assist import correlation_scope
 
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
     logging.getLogger().setLevel(logging.INFO)
-    setups = [_ours(sink), _plain(sink), _stdlib_otel(sink)]
-    results: dict[str, list[float]] = {s.name: [] for s in setups}
-    with correlation_scope("bench-correlation-id"):
-        for setup in setups:  # one unmeasured pass each: imports, caches
-            _measure(setup, 1000)
-        for round_no in range(ROUNDS):
-            order = setups if round_no % 2 == 0 else list(reversed(setups))
-            for setup in order:
-                results[setup.name].append(_measure(setup, CALLS))
+    with NopCollector() as c1, NopCollector() as c2, NopCollector() as c3:
+        maybe = [_ours(sink, c1), _plain(sink), _structlog_otel(sink, c2), _stdlib_otel(sink, c3)]
+        setups = [s for s in maybe if s is not None]
+        results: dict[str, list[float]] = {s.name: [] for s in setups}
+        with correlation_scope("bench-correlation-id"):
+            for setup in setups:  # one unmeasured pass each: imports, caches, connections
+                _measure(setup, 1000)
+            for round_no in range(ROUNDS):
+                order = setups if round_no % 2 == 0 else list(reversed(setups))
+                for setup in order:
+                    results[setup.name].append(_measure(setup, CALLS))
+        accepted = {s.name: s.collector.accepted() for s in setups if s.collector is not None}
+    for setup in setups:
+        if setup.collector is None:
+            continue
+        print(f"{setup.name}: {accepted[setup.name]} records accepted by its Collector")
+        if accepted[setup.name] < setup.calls:
+            raise RuntimeError(f"{setup.name}: {accepted[setup.name]} of {setup.calls} records")
     ratios = [o / b for o, b in zip(results["ours"], results["structlog"], strict=True)]
     med = {name: statistics.median(values) for name, values in results.items()}
     for name, values in results.items():
         print(f"{name}: median {med[name]:.2f} us/call (min {min(values):.2f})")
-    stdlib_ratio = med["stdlib_otel"] / med["structlog"]
+    anchors = {f"{n}_ratio": med[n] / med["structlog"] for n in med if n.endswith("_otel")}
     print(f"per-round ours/structlog: median {statistics.median(ratios):.3f}")
-    print(f"structlog -> stdlib -> OTel LoggingHandler: ratio={stdlib_ratio:.3f}")
+    for name, ratio in anchors.items():
+        print(f"upstream anchor {name.removesuffix('_ratio')}/structlog: ratio={ratio:.3f}")
     return BenchResult(
         name="log_overhead",
         ratio=statistics.median(ratios),
@@ -160,5 +230,5 @@ def run() -> BenchResult:
         baseline=med["structlog"],
         unit="us/call",
         target="<= 2.0",
-        extra={"stdlib_otel_ratio": stdlib_ratio, "rounds": results},
+        extra={**anchors, "collector_accepted": accepted, "rounds": results},
     )

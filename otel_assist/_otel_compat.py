@@ -12,6 +12,8 @@ ends of the ranges in pyproject.toml; `make test` runs the core tests at the low
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 # Why each name is here (imports below in the order the linter keeps them):
 #
 # - Logs signal: LogRecord, SeverityNumber, set_logger_provider, LoggerProvider,
@@ -22,7 +24,8 @@ from __future__ import annotations
 #   open-telemetry/community#1751). They are the documented way to use OpenTelemetry logs
 #   in Python today.
 # - Baselines the benchmarks measure ours against: encode_logs (the stock OTLP log encoder),
-#   LoggingHandler and BatchLogRecordProcessor (the stock stdlib-logging bridge).
+#   LoggingHandler and BatchLogRecordProcessor (the stock stdlib-logging bridge), and
+#   OTLPLogExporter (the stock OTLP/HTTP log exporter: bench/log_overhead.py's anchors).
 # - Global meter provider proxies: ProxyMeter, ProxyMeterProvider. Meters taken from the
 #   global provider before configure() (or before a fork) must follow each rebuild; the
 #   API's proxies do that for the first set_meter_provider call only, and
@@ -32,7 +35,6 @@ from __future__ import annotations
 #   the opentelemetry_configurator entry point, and the SDK's `_BaseConfigurator` is the only
 #   base class offered for it (open-telemetry/opentelemetry-python-contrib#1956).
 from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.metrics._internal import _ProxyMeter as ProxyMeter
 from opentelemetry.metrics._internal import _ProxyMeterProvider as ProxyMeterProvider
 from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
@@ -70,6 +72,26 @@ except ImportError:  # pragma: no cover - a different SDK layout
     ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
     Measurement = None  # type: ignore[assignment,misc]
 
+if TYPE_CHECKING:  # imported lazily below
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+
+def __getattr__(name: str) -> Any:
+    """The stock OTLP log encoder and exporter, imported on first use: they load protobuf
+    and the generated OTLP modules (about 10 MiB of RSS, bench/rss.py), and only the
+    benchmarks and tests that compare against them use them."""
+    if name == "encode_logs":
+        from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as f
+
+        return f
+    if name == "OTLPLogExporter":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as c
+
+        return c
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BaseConfigurator",
     "BatchLogRecordProcessor",
@@ -82,6 +104,7 @@ __all__ = [
     "LoggerProvider",
     "LoggingHandler",
     "Measurement",
+    "OTLPLogExporter",
     "ProxyMeter",
     "ProxyMeterProvider",
     "ReadWriteLogRecord",

@@ -9,10 +9,11 @@ a stdlib log call's cost goes); library records reach the same processor chain t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TextIO, cast
 
 import orjson
@@ -115,7 +116,9 @@ class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         try:
-            return super().format(record)
+            if getattr(record, "_logger", None) is None:
+                return self._format_foreign(record)
+            return super().format(record)  # a structlog record sent through stdlib
         except Exception as exc:
             fallback = logging.makeLogRecord(record.__dict__)
             fallback.msg = (
@@ -127,6 +130,27 @@ class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
                 return super().format(fallback)
             except Exception as last:
                 return _emergency_line({"event": fallback.msg}, last).decode()
+
+    def _format_foreign(self, record: logging.LogRecord) -> str:
+        """What ``ProcessorFormatter.format`` returns for a stdlib record, as this module
+        configures it (message-only format, no foreign args, exception and stack info
+        turned into fields), without its two per-line copies: ``makeLogRecord`` of the
+        whole record and ``Formatter.format`` on it. That was a tenth of the request's CPU
+        in ``bench/http_logging.py`` (uvicorn's access line and an application line go
+        through here on every request). The record is only read, so other handlers still
+        see it as logged."""
+        method = record.levelname.lower()
+        ed: Any = {"event": record.getMessage(), "_record": record, "_from_structlog": False}
+        if record.exc_info:
+            ed["exc_info"] = record.exc_info
+        if record.stack_info:
+            ed["stack_info"] = record.stack_info
+        logger = self.logger
+        for pre in self.foreign_pre_chain or ():
+            ed = pre(logger, method, ed)
+        for proc in self.processors:
+            ed = proc(logger, method, ed)
+        return cast(str, ed)
 
 
 # Stateful pieces of the chain are process-wide singletons updated in place by
@@ -241,6 +265,7 @@ def configure_logging(
     )
     _install_root_handler(formatter, stream, level)
     _keep_uvicorn_routed()
+    _flush_before_uvicorn_exits()
 
 
 def _binary(stream: TextIO) -> Any:
@@ -328,6 +353,40 @@ def _keep_uvicorn_routed() -> None:
 
     configure_logging._otel_assist = True  # type: ignore[attr-defined]
     Config.configure_logging = configure_logging  # type: ignore[method-assign]
+
+
+def _flush_before_uvicorn_exits() -> None:
+    """uvicorn (0.29+) ends a SIGTERM/SIGINT shutdown by restoring the previous signal
+    handler and raising the signal again, so with the default handler the process dies
+    by the signal and ``atexit`` (where telemetry is flushed) never runs: the records of
+    the last export interval, up to a second of logs and the shutdown lines, were lost
+    without being counted (found by ``bench/http_logging.py``, which counts every record
+    at the Collector). This flushes logs and metrics just before that happens, bounded
+    by the same 5 s as the exit hook. A server stopped without a signal (in-process, in
+    tests) is left alone."""
+    try:
+        from uvicorn.server import Server
+    except ImportError:
+        return
+    original = getattr(Server, "capture_signals", None)
+    if original is None or getattr(original, "_otel_assist", False):
+        return
+
+    @contextlib.contextmanager
+    def capture_signals(self: Any) -> Iterator[None]:
+        with original(self):
+            try:
+                yield
+            finally:
+                if getattr(self, "_captured_signals", None):
+                    from otel_assist import telemetry  # configure() imports this module
+
+                    current = telemetry.current()
+                    if current is not None:
+                        current.force_flush(timeout_s=5.0)
+
+    capture_signals._otel_assist = True  # type: ignore[attr-defined]
+    Server.capture_signals = capture_signals  # type: ignore[method-assign]
 
 
 def get_logger(*args: Any, **initial_values: Any) -> Any:

@@ -33,7 +33,6 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 
 import httpx
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from otel_assist._otel_compat import LogRecordExporter, LogRecordExportResult, ReadableLogRecord
 from otel_assist.otlp_log_encoder import OTLPLogEncoder
@@ -130,7 +129,13 @@ class OTLPHttpLogExporter(LogRecordExporter):
 
     def _count_partial_success(self, content: bytes) -> None:
         if not content:
-            return
+            return  # the Collector's usual answer: an empty message, nothing rejected
+        # Imported here, not at the top: protobuf and the generated OTLP modules cost every
+        # service about 10 MiB of RSS (bench/rss.py), and only a partial success needs them.
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceResponse,
+        )
+
         try:
             answer = ExportLogsServiceResponse.FromString(content)
         except Exception:  # a proxy's HTML, say: the batch was accepted, nothing to count

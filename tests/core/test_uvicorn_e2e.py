@@ -29,7 +29,9 @@ def receiver() -> Iterator[OTLPReceiver]:
         yield r
 
 
-def start_server(argv: list[str], receiver: OTLPReceiver, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    argv: list[str], receiver: OTLPReceiver, port: int, **extra_env: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -40,6 +42,7 @@ def start_server(argv: list[str], receiver: OTLPReceiver, port: int) -> subproce
         "OTEL_ASSIST_LOG_EXPORT_INTERVAL": "100",
         "OTEL_ASSIST_LOG_FORMAT": "json",
         "OTEL_ASSIST_ACCESS_LOG": "true",
+        **extra_env,
     }
     proc = subprocess.Popen(
         [*argv, "--port", str(port), "--loop", "uvloop", "--http", "httptools"],
@@ -146,3 +149,21 @@ def test_unmodified_app_under_opentelemetry_instrument(receiver: OTLPReceiver) -
         lines = stop(proc)
     check_outputs(lines, receiver, str(replaced))
     time.sleep(0)  # keeps the two tests symmetrical for readers; nothing to wait for
+
+
+def test_sigterm_shutdown_delivers_every_record(receiver: OTLPReceiver) -> None:
+    """uvicorn ends a SIGTERM shutdown by raising the signal again with the default
+    handler, so the process dies by it and atexit never runs: whatever waited for the
+    next export interval (here, everything: the interval is a minute) and the shutdown
+    lines themselves must leave before that. Every stdout line has its record, once."""
+    port = free_port()
+    argv = [str(VENV_BIN / "uvicorn"), "tests.core.apps.configured_app:app"]
+    proc = start_server(argv, receiver, port, OTEL_ASSIST_LOG_EXPORT_INTERVAL="60000")
+    try:
+        for item in range(25):
+            assert httpx.get(f"http://127.0.0.1:{port}/items/{item}").status_code == 200
+    finally:
+        lines = stop(proc)
+    events = sorted(str(line["event"]) for line in lines)
+    assert any("Finished server process" in event for event in events)
+    assert sorted(str(r["body"]) for r in receiver.records()) == events
