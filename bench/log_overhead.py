@@ -72,7 +72,7 @@ def _plain(sink: Any) -> Setup:
 
 def _ours(sink: Any) -> Setup:
     import otel_assist
-    from otel_assist.log_export import DiscardingExporter
+    from otel_assist.logs.export_queue import DiscardingExporter
 
     telemetry = otel_assist.configure(
         "bench_logs",
@@ -91,7 +91,7 @@ def _ours(sink: Any) -> Setup:
 
 def _stdlib_otel(sink: Any) -> Setup:
     from otel_assist._otel_compat import BatchLogRecordProcessor, LoggerProvider, LoggingHandler
-    from otel_assist.log_export import DiscardingExporter
+    from otel_assist.logs.export_queue import DiscardingExporter
 
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(BatchLogRecordProcessor(DiscardingExporter()))

@@ -84,7 +84,7 @@ class Settings:
     sdk_disabled: bool = False
     metrics_dir: str = ""
     """Where the workers of a multi-process service share metric snapshots ("" = automatic
-    for uvicorn/gunicorn workers, "off" = never): see otel_assist.worker_metrics."""
+    for uvicorn/gunicorn workers, "off" = never): see otel_assist.metrics.workers."""
 
     @property
     def logs_endpoint(self) -> str:

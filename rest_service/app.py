@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 import otel_assist
-from otel_assist.asgi import instrument_app
+from otel_assist.web.asgi import instrument_app
 from rest_service.admin import monitor_pages
 from rest_service.admin import router as admin_router
 from rest_service.admin.settings import AdminSettings

@@ -34,7 +34,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
-from otel_assist import metrics
+from otel_assist.metrics import instruments as metrics
 from rest_service.core.db import Database
 from rest_service.crud import jobs as crud_jobs
 from rest_service.crud import monitors as crud

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from otel_assist.metrics import CATALOG
+from otel_assist.metrics.instruments import CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -157,7 +157,7 @@ def test_metric_labels_are_what_a_real_metrics_page_shows() -> None:
 import otel_assist
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from otel_assist.asgi import instrument_app
+from otel_assist.web.asgi import instrument_app
 otel_assist.configure("docs_check", logs_exporters=("none",))
 app = instrument_app(FastAPI())
 @app.get("/items/{item_id}")

@@ -37,14 +37,14 @@ from typing import Any, TextIO, cast
 import httpx
 
 import otel_assist
-from otel_assist import redis_client
 from otel_assist.demo import assistant, cron, summary, telegram_bot, telegram_sender
 from otel_assist.demo.embedded_redis import EmbeddedRedis
 from otel_assist.demo.rest_server import RestServer
 from otel_assist.demo.synthetic import make_users
 from otel_assist.demo.world import QUEUES, World
-from otel_assist.history import HistorySettings, HistoryShipper, set_default_shipper
-from otel_assist.logs import get_logger
+from otel_assist.history.shipper import HistorySettings, HistoryShipper, set_default_shipper
+from otel_assist.logs.configure import get_logger
+from otel_assist.queues import redis_client
 
 SERVICE_NAME = "otel-assist-demo"
 log = get_logger("otel_assist.demo", component="runner")

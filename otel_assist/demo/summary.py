@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from prometheus_client import REGISTRY
 from redis.exceptions import RedisError
 
-from otel_assist.queue_envelope import enqueued_at_of
+from otel_assist.queues.envelope import enqueued_at_of
 
 Labels = Mapping[str, str]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from otel_assist.demo.world import TO_TELEGRAM, World
-from otel_assist.logs import get_logger
-from otel_assist.queues import Message, QueueConsumer
+from otel_assist.logs.configure import get_logger
+from otel_assist.queues.producer import Message, QueueConsumer
 
 log = get_logger("otel_assist.demo.telegram_sender", component="telegram_sender")
 

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2.filters import do_urlencode
 
-from otel_assist.metrics import record_memory_operation
+from otel_assist.metrics.instruments import record_memory_operation
 from rest_service.admin import grafana, presentation, queries
 from rest_service.admin.session import (
     AdminSession,

@@ -16,8 +16,8 @@ import time
 import redis.asyncio as aredis
 
 import otel_assist
-from otel_assist import history
-from otel_assist.queues import QueueProducer
+from otel_assist.history import shipper as history
+from otel_assist.queues.producer import QueueProducer
 
 
 async def produce(url: str, queue: str, n: int, interval: float) -> None:

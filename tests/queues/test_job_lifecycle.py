@@ -30,10 +30,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from otel_assist.asgi import instrument_app
-from otel_assist.history import HistorySettings, HistoryShipper
-from otel_assist.jobs import RUN_STATUSES, JobTracker, track_scheduler
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
+from otel_assist.jobs.tracker import RUN_STATUSES, JobTracker, track_scheduler
 from otel_assist.testing import Capture
+from otel_assist.web.asgi import instrument_app
 from tests import servers
 from tests.queues.conftest import REPO, TOKEN, subprocess_env
 
@@ -116,7 +116,7 @@ async def drive_runs(
     log_lines: list[str] = []
 
     async def ok() -> None:
-        from otel_assist.logs import get_logger
+        from otel_assist.logs.configure import get_logger
 
         get_logger("lifecycle.job").info("the job's own line")
         log_lines.append("ok")
@@ -350,7 +350,7 @@ async def test_every_view_counts_the_same_runs(
 
 def test_the_lifecycle_table_is_the_code() -> None:
     """docs/job-lifecycle.md lists every status the code knows, and only alerts that exist."""
-    from otel_assist.metrics import JOB_STATUSES
+    from otel_assist.metrics.instruments import JOB_STATUSES
     from rest_service.models import JobStatus
 
     doc = (REPO / "docs" / "job-lifecycle.md").read_text()

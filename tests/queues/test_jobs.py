@@ -13,8 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_assist.correlation import get_correlation_id
-from otel_assist.history import HistorySettings, HistoryShipper
-from otel_assist.jobs import JobTracker, default_tracker, track_scheduler, tracked_job
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
+from otel_assist.jobs.tracker import JobTracker, default_tracker, track_scheduler, tracked_job
 from tests.queues.conftest import MetricView
 
 NO_HISTORY = HistoryShipper(HistorySettings())

@@ -13,9 +13,16 @@ import pytest
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from otel_assist import redis_client, redis_metrics
 from otel_assist.correlation import correlation_scope, get_correlation_id
-from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings, sample_once
+from otel_assist.metrics import redis as redis_metrics
+from otel_assist.queues import redis_client
+from otel_assist.queues.producer import (
+    Message,
+    QueueConsumer,
+    QueueProducer,
+    QueueSettings,
+    sample_once,
+)
 from tests import servers
 from tests.queues.conftest import REPO, MetricView, subprocess_env
 
@@ -284,9 +291,9 @@ async def test_sync_producer_from_a_tracked_cron_job_carries_the_run_correlation
     import redis as sync_redis
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from otel_assist.history import HistorySettings, HistoryShipper
-    from otel_assist.jobs import track_scheduler
-    from otel_assist.queues import SyncQueueProducer
+    from otel_assist.history.shipper import HistorySettings, HistoryShipper
+    from otel_assist.jobs.tracker import track_scheduler
+    from otel_assist.queues.producer import SyncQueueProducer
 
     sync_client = redis_metrics.instrument(sync_redis.Redis.from_url(redis_server.url))
     producer = SyncQueueProducer(sync_client, queue_name, source="cron", settings=NO_HISTORY)

@@ -19,9 +19,10 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
-from otel_assist import callsite, event_types
-from otel_assist import log_processors as lp
-from otel_assist.log_export import LevelCounts, LogQueue, OtelBridge
+from otel_assist import event_types
+from otel_assist.logs import callsite
+from otel_assist.logs import processors as lp
+from otel_assist.logs.export_queue import LevelCounts, LogQueue, OtelBridge
 from otel_assist.redaction import safe_str
 from otel_assist.settings import Settings
 

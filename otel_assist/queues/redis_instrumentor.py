@@ -2,7 +2,7 @@
 
 Under ``opentelemetry-instrument`` every redis-py client (``redis.Redis`` and
 ``redis.asyncio.Redis``, their pipelines included) created after start-up records
-``db.client.operation.duration`` through :func:`otel_assist.redis_metrics.instrument`: the
+``db.client.operation.duration`` through :func:`otel_assist.metrics.redis.instrument`: the
 same lean wrapper that ``redis_client.connect()`` applies, so a foreign app gets the metric
 without building its clients through otel-assist.
 
@@ -21,7 +21,8 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 
-from otel_assist import distro, redis_metrics
+from otel_assist import distro
+from otel_assist.metrics import redis as redis_metrics
 
 
 class RedisMetricsInstrumentor(BaseInstrumentor):

@@ -26,13 +26,13 @@ from typing import Any, Literal
 
 import orjson
 
-from otel_assist import history_wire as wire
+from otel_assist.history import wire
 
 VERSION = 1
 InvalidReason = Literal["legacy", "invalid_json", "invalid_envelope", "too_large"]
 
 # The bounds a message's fields share with its history rows: one definition
-# (otel_assist.history_wire), so whatever a valid envelope carries, rest_service stores.
+# (otel_assist.history.wire), so whatever a valid envelope carries, rest_service stores.
 _INT_ID = (wire.INT_ID_MIN, wire.INT_ID_MAX)
 _MAX_ID = wire.ID_MAX
 _MAX_TEXT = wire.SHORT_TEXT_MAX

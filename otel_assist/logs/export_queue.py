@@ -41,7 +41,7 @@ from otel_assist._otel_compat import (
     ReadWriteLogRecord,
     SeverityNumber,
 )
-from otel_assist.log_processors import TIMESTAMP_NS_KEY, EventDict
+from otel_assist.logs.processors import TIMESTAMP_NS_KEY, EventDict
 from otel_assist.redaction import Redactor, escape_surrogates, safe_str
 
 SEVERITY = {

@@ -31,7 +31,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_assist.metrics import SPECS, AttributeFolder, Spec
+from otel_assist.metrics.instruments import SPECS, AttributeFolder, Spec
 
 _SCOPE = InstrumentationScope("otel_assist.http")
 Key = tuple[str, str | None, int]

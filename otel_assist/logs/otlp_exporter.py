@@ -1,13 +1,13 @@
 """OTLP/HTTP log exporter on the SDK's public ``LogRecordExporter`` interface.
 
 Why our own and not a subclass of the stock ``OTLPLogExporter``: to encode with
-:class:`~otel_assist.otlp_log_encoder.OTLPLogEncoder` (several times cheaper than
+:class:`~otel_assist.logs.otlp_encoder.OTLPLogEncoder` (several times cheaper than
 ``encode_logs().SerializeToString()``), a subclass had to restate the stock ``export()``
 and reach into its private fields, which change between releases and forced an exact pin.
 This class owns the few things an OTLP/HTTP log exporter does:
 
 * **one attempt per** :meth:`export`. Retrying belongs to the caller,
-  :class:`otel_assist.log_export.LogQueue`, which keeps the batch and retries with backoff
+  :class:`otel_assist.logs.export_queue.LogQueue`, which keeps the batch and retries with backoff
   for as long as its bounded queue has room (a Collector restart costs nothing). The result
   of the attempt is left in :attr:`last_failure_retryable` / :attr:`last_failure` for it:
   retryable are no answer (refused, reset, timed out) and the statuses the OTLP/HTTP
@@ -36,7 +36,7 @@ import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from otel_assist._otel_compat import LogRecordExporter, LogRecordExportResult, ReadableLogRecord
-from otel_assist.otlp_log_encoder import OTLPLogEncoder
+from otel_assist.logs.otlp_encoder import OTLPLogEncoder
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses worth retrying until the endpoint recovers."""

@@ -9,10 +9,10 @@ The oldest message is therefore at index -1. Three lines instrument a service::
 
 What each side adds, and why it stays cheap:
 
-* **push** wraps the payload in the envelope (:mod:`otel_assist.queue_envelope`) with the
+* **push** wraps the payload in the envelope (:mod:`otel_assist.queues.envelope`) with the
   current baggage (the header string is cached per context object, contexts being
   immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` (per-message
-  measurements go through :mod:`otel_assist.hot_metrics`, off the request path) and
+  measurements go through :mod:`otel_assist.metrics.hot`, off the request path) and
   hands a history event to the shipper (a deque append). A Redis
   error propagates to the caller unchanged and is counted in ``queue_errors_total``.
 * **consume** BRPOPs, classifies the element (envelope, legacy, invalid, too large),
@@ -48,8 +48,6 @@ try:
 except ModuleNotFoundError as exc:  # one line naming the extra, not "No module named"
     raise MissingExtraError("otel_assist.queues", "queues", (exc.name or "redis",)) from None
 
-from otel_assist import metrics
-from otel_assist import queue_envelope as qe
 from otel_assist.correlation import (
     BAGGAGE_KEY,
     baggage_header,
@@ -60,9 +58,11 @@ from otel_assist.correlation import (
     new_correlation_id,
 )
 from otel_assist.event_types import LogEventType, emit
-from otel_assist.history import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
-from otel_assist.hot_metrics import hot_path
-from otel_assist.logs import get_logger
+from otel_assist.history.shipper import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
+from otel_assist.logs.configure import get_logger
+from otel_assist.metrics import instruments as metrics
+from otel_assist.metrics.hot import hot_path
+from otel_assist.queues import envelope as qe
 from otel_assist.settings import _Reader
 
 _log = get_logger("otel_assist.queues")

@@ -33,13 +33,12 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from otel_assist import metrics
-
 # SDK internals for the batched replay (see _replay); None in another SDK layout, and then
 # the public path is used. Why they are needed: otel_assist._otel_compat.
 from otel_assist._otel_compat import ExplicitBucketHistogramAggregation as _ExplicitBucket
 from otel_assist._otel_compat import Measurement
 from otel_assist._otel_compat import hash_attributes as _hash_attributes
+from otel_assist.metrics import instruments as metrics
 
 FLUSH_AT = 1024
 #: Passed to the SDK so it does not look the current context up per value (replayed values

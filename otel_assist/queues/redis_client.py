@@ -31,9 +31,11 @@ try:
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
 except ModuleNotFoundError as exc:  # one line naming the extra, not "No module named"
-    raise MissingExtraError("otel_assist.redis_client", "queues", (exc.name or "redis",)) from None
+    raise MissingExtraError(
+        "otel_assist.queues.redis_client", "queues", (exc.name or "redis",)
+    ) from None
 
-from otel_assist import redis_metrics
+from otel_assist.metrics import redis as redis_metrics
 
 RETRIES = 3
 HEALTH_CHECK_INTERVAL_S = 30

@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from otel_assist.history import HistorySettings, HistoryShipper, default_shipper
-from otel_assist.logs import get_logger
+from otel_assist.history.shipper import HistorySettings, HistoryShipper, default_shipper
+from otel_assist.logs.configure import get_logger
 
 _log = get_logger("otel_assist.monitors")
 

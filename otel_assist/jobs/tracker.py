@@ -69,12 +69,12 @@ from typing import Any, Protocol, TypeVar
 
 from opentelemetry import context
 
-from otel_assist import metrics
-from otel_assist import monitors as cron_monitors
 from otel_assist.correlation import context_with_correlation_id, new_correlation_id
-from otel_assist.history import HistoryShipper, default_shipper
-from otel_assist.logs import get_logger
-from otel_assist.queue_envelope import new_message_id as new_id
+from otel_assist.history.shipper import HistoryShipper, default_shipper
+from otel_assist.jobs import monitors as cron_monitors
+from otel_assist.logs.configure import get_logger
+from otel_assist.metrics import instruments as metrics
+from otel_assist.queues.envelope import new_message_id as new_id
 from otel_assist.settings import _Reader
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -18,8 +18,8 @@ import inspect
 import time
 from typing import Any, TypeVar
 
-from otel_assist import metrics
-from otel_assist.hot_metrics import hot_path
+from otel_assist.metrics import instruments as metrics
+from otel_assist.metrics.hot import hot_path
 
 ClientT = TypeVar("ClientT")
 _FLAG = "_otel_assist_metrics"

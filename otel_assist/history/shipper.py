@@ -15,7 +15,7 @@ exception. Everything else happens on one daemon thread per process:
   directory the waiting events move to append-only JSONL segments on disk (fsynced, capped
   at ``spool_max_bytes``; beyond the cap new events are dropped and counted), and segments
   left by a previous process are replayed on start, oldest first;
-* every event is checked against the wire schema (``otel_assist.history_wire``, the same
+* every event is checked against the wire schema (``otel_assist.history.wire``, the same
   definition rest_service validates with) before it is sent: a bad optional field is
   repaired or dropped (counted ``sanitized``, logged with the field's name), an event whose
   required field is bad, or that rest_service refuses (a 400/413/422 batch is split in
@@ -51,9 +51,9 @@ from typing import Any, BinaryIO, Literal
 import httpx
 import orjson
 
-from otel_assist import history_wire as wire
-from otel_assist import metrics
-from otel_assist.logs import get_logger
+from otel_assist.history import wire
+from otel_assist.logs.configure import get_logger
+from otel_assist.metrics import instruments as metrics
 from otel_assist.settings import _Reader
 
 Kind = Literal["job", "queue"]
@@ -149,7 +149,7 @@ class PayloadCapture:
     preview. Runs on the shipper thread, never on the caller's path."""
 
     def __init__(self, enabled: bool, max_bytes: int) -> None:
-        from otel_assist.log_processors import MaskSecrets
+        from otel_assist.logs.processors import MaskSecrets
         from otel_assist.telemetry import current_settings
 
         self.enabled = enabled

@@ -18,8 +18,9 @@ from typing import Any
 
 from opentelemetry import context
 
-from otel_assist import correlation, http_metrics
+from otel_assist import correlation
 from otel_assist.event_types import LEVELS, LogEventType, emit
+from otel_assist.metrics import http as http_metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -166,7 +167,7 @@ def metrics_response_body() -> tuple[bytes, str]:
     """The Prometheus exposition of this process's metrics and its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-    from otel_assist import worker_metrics
+    from otel_assist.metrics import workers as worker_metrics
 
     store = worker_metrics.current()
     if store is not None:  # several workers: every worker's counts, merged
