@@ -37,17 +37,21 @@ from typing import Any, TextIO, cast
 import httpx
 
 import otel_assist
-from otel_assist.demo import assistant, cron, summary, telegram_bot, telegram_sender
-from otel_assist.demo.embedded_redis import EmbeddedRedis
-from otel_assist.demo.rest_server import RestServer
-from otel_assist.demo.synthetic import make_users
-from otel_assist.demo.world import QUEUES, World
-from otel_assist.history.shipper import HistorySettings, HistoryShipper, set_default_shipper
-from otel_assist.logs.configure import get_logger
-from otel_assist.queues import redis_client
+from otel_assist.extras import require
+from otel_assist.history import HistorySettings, HistoryShipper, set_default_shipper
+
+# Every demo module needs the [demo] extra: one line naming it, not "No module named".
+require("demo", "otel_assist_demo")
+
+from otel_assist.queues import redis_client  # noqa: E402
+from otel_assist_demo import assistant, cron, summary, telegram_bot, telegram_sender  # noqa: E402
+from otel_assist_demo.embedded_redis import EmbeddedRedis  # noqa: E402
+from otel_assist_demo.rest_server import RestServer  # noqa: E402
+from otel_assist_demo.synthetic import make_users  # noqa: E402
+from otel_assist_demo.world import QUEUES, World  # noqa: E402
 
 SERVICE_NAME = "otel-assist-demo"
-log = get_logger("otel_assist.demo", component="runner")
+log = otel_assist.get_logger("otel_assist_demo", component="runner")
 
 
 @dataclass(frozen=True)

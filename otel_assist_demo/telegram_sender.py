@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from otel_assist.demo.world import TO_TELEGRAM, World
-from otel_assist.logs.configure import get_logger
-from otel_assist.queues.producer import Message, QueueConsumer
+from otel_assist.logs import get_logger
+from otel_assist.queues import Message, QueueConsumer
+from otel_assist_demo.world import TO_TELEGRAM, World
 
-log = get_logger("otel_assist.demo.telegram_sender", component="telegram_sender")
+log = get_logger("otel_assist_demo.telegram_sender", component="telegram_sender")
 
 
 class TelegramSendError(RuntimeError):

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         from otel_assist.extras import exit_unless_installed
 
         exit_unless_installed("demo", "otel-assist demo")
-        from otel_assist.demo.runner import DemoOptions, run
+        from otel_assist_demo.runner import DemoOptions, run
 
         options = DemoOptions(
             duration_s=args.duration,

@@ -16,13 +16,13 @@ from __future__ import annotations
 import httpx
 import structlog
 
-from otel_assist.demo.synthetic import MODELS, TOOLS
-from otel_assist.demo.world import TO_SECRETARY, TO_TELEGRAM, World
-from otel_assist.logs.configure import get_logger
-from otel_assist.metrics.instruments import llm_call, rag_search, tool_call
-from otel_assist.queues.producer import Message, QueueConsumer, QueueProducer
+from otel_assist.logs import get_logger
+from otel_assist.metrics import llm_call, rag_search, tool_call
+from otel_assist.queues import Message, QueueConsumer, QueueProducer
+from otel_assist_demo.synthetic import MODELS, TOOLS
+from otel_assist_demo.world import TO_SECRETARY, TO_TELEGRAM, World
 
-log = get_logger("otel_assist.demo.assistant", component="assistant")
+log = get_logger("otel_assist_demo.assistant", component="assistant")
 
 
 class LLMRateLimitError(RuntimeError):

@@ -6,12 +6,12 @@ from __future__ import annotations
 from redis.exceptions import RedisError
 
 from otel_assist.correlation import correlation_scope
-from otel_assist.demo.synthetic import message_text
-from otel_assist.demo.world import TO_SECRETARY, World
-from otel_assist.logs.configure import get_logger
-from otel_assist.queues.producer import QueueProducer
+from otel_assist.logs import get_logger
+from otel_assist.queues import QueueProducer
+from otel_assist_demo.synthetic import message_text
+from otel_assist_demo.world import TO_SECRETARY, World
 
-log = get_logger("otel_assist.demo.telegram_bot", component="telegram_bot")
+log = get_logger("otel_assist_demo.telegram_bot", component="telegram_bot")
 
 
 async def run(world: World) -> None:

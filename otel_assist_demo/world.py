@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from otel_assist.demo.synthetic import User
+from otel_assist_demo.synthetic import User
 
 TO_SECRETARY = "to_secretary"
 TO_TELEGRAM = "to_telegram"

@@ -31,14 +31,14 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from otel_assist.demo.synthetic import FACTS
-from otel_assist.demo.world import TO_TELEGRAM, World
-from otel_assist.history.shipper import HistoryShipper
-from otel_assist.jobs.tracker import JobTracker, track_scheduler
-from otel_assist.logs.configure import get_logger
-from otel_assist.queues.producer import QueueProducer
+from otel_assist.history import HistoryShipper
+from otel_assist.jobs import JobTracker, track_scheduler
+from otel_assist.logs import get_logger
+from otel_assist.queues import QueueProducer
+from otel_assist_demo.synthetic import FACTS
+from otel_assist_demo.world import TO_TELEGRAM, World
 
-log = get_logger("otel_assist.demo.cron", component="cron")
+log = get_logger("otel_assist_demo.cron", component="cron")
 
 #: job id -> (job type, interval seconds, max runtime seconds)
 SCHEDULE: dict[str, tuple[str, float, float]] = {

@@ -14,9 +14,10 @@ the history shipper, the ASGI middleware):
 ``runner`` wires them together on embedded defaults (``embedded_redis``, SQLite) unless
 REDIS_URL / DATABASE_URL / OTEL_EXPORTER_OTLP_ENDPOINT point at real servers; ``summary``
 draws the live terminal view.
+
+This package is an application of the library, not part of it: ``otel_assist`` never
+imports it or ``rest_service`` (tests/core/test_layout.py checks). ``cli`` is the
+``otel-assist`` command (``demo`` and ``follow``, both application commands) and needs
+nothing but the core install to print its help; the demo modules need the [demo] extra,
+which ``cli`` and ``runner`` name in one line when it is missing.
 """
-
-from otel_assist.extras import require
-
-# Every module below needs the demo extra; say so in one line instead of "No module named".
-require("demo", "otel_assist.demo")
