@@ -42,7 +42,7 @@ from bench import BenchResult
 from otel_assist.correlation import context_with_correlation_id, new_correlation_id
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
 from otel_assist.metrics import redis as redis_metrics
-from otel_assist.queues.producer import Message, QueueConsumer, QueueProducer, QueueSettings
+from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from tests.servers import start_redis
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "40"))

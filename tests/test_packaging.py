@@ -212,7 +212,7 @@ def test_entry_points_work_or_name_their_extra(
     # import entry points of the queues extra (otel_assist.queues itself loads its redis
     # names on first use, so the envelope stays importable without the extra)
     for module, code in (
-        ("otel_assist.queues", "from otel_assist.queues import QueueProducer"),
+        ("otel_assist.queues", "from otel_assist.queues import QueueConsumer"),
         ("otel_assist.queues.redis_client", "import otel_assist.queues.redis_client"),
     ):
         run = _run(py, str(py), "-c", code, cwd=tmp_path)

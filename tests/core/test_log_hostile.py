@@ -585,8 +585,7 @@ async def test_queue_consumer_survives_a_hostile_handler_error(
     import asyncio
     import uuid
 
-    from otel_assist.queues import redis_client
-    from otel_assist.queues.producer import Message, QueueConsumer, QueueProducer
+    from otel_assist.queues import Message, QueueConsumer, QueueProducer, redis_client
 
     pipeline.reset()
     redis = redis_client.connect(redis_server.url)

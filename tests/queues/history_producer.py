@@ -17,7 +17,7 @@ import redis.asyncio as aredis
 
 import otel_assist
 from otel_assist.history import shipper as history
-from otel_assist.queues.producer import QueueProducer
+from otel_assist.queues import QueueProducer
 
 
 async def produce(url: str, queue: str, n: int, interval: float) -> None:

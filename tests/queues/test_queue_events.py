@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aredis
 
 from otel_assist.correlation import correlation_scope
-from otel_assist.queues.producer import Message, QueueConsumer, QueueProducer, QueueSettings
+from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from otel_assist.testing import Capture
 from tests import servers
 

@@ -15,12 +15,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from otel_assist.correlation import correlation_scope, get_correlation_id
 from otel_assist.metrics import redis as redis_metrics
-from otel_assist.queues import redis_client
-from otel_assist.queues.producer import (
+from otel_assist.queues import (
     Message,
     QueueConsumer,
     QueueProducer,
     QueueSettings,
+    redis_client,
     sample_once,
 )
 from tests import servers
@@ -293,7 +293,7 @@ async def test_sync_producer_from_a_tracked_cron_job_carries_the_run_correlation
 
     from otel_assist.history.shipper import HistorySettings, HistoryShipper
     from otel_assist.jobs.tracker import track_scheduler
-    from otel_assist.queues.producer import SyncQueueProducer
+    from otel_assist.queues import SyncQueueProducer
 
     sync_client = redis_metrics.instrument(sync_redis.Redis.from_url(redis_server.url))
     producer = SyncQueueProducer(sync_client, queue_name, source="cron", settings=NO_HISTORY)

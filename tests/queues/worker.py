@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 import otel_assist
 from otel_assist.correlation import correlation_scope
 from otel_assist.history import shipper as history
-from otel_assist.queues.producer import Message, QueueConsumer, QueueProducer
+from otel_assist.queues import Message, QueueConsumer, QueueProducer
 
 
 async def consume(url: str, queue: str, n: int) -> None:
