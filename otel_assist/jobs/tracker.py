@@ -70,6 +70,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import context
 
 from otel_assist.correlation import context_with_correlation_id, new_correlation_id
+from otel_assist.history.payload import job_event
 from otel_assist.history.shipper import HistoryShipper, default_shipper
 from otel_assist.jobs import monitors as cron_monitors
 from otel_assist.logs.configure import get_logger
@@ -634,23 +635,19 @@ class JobTracker:
         shipper = self.shipper
         if shipper is None:
             return
-        event: dict[str, Any] = {
-            "event_id": f"{run_id}:{kind}",
-            "run_id": run_id,
-            "job_id": meta.job_id[:256],
-            "job_name": meta.job_name[:256],
-            "job_type": meta.job_type[:128],
-            "kind": kind,
-            "at": at,
-            "correlation_id": correlation_id,
-            "user_id": _int_or_none(meta.kwargs.get("user_id")),
-            "reminder_id": _int_or_none(meta.kwargs.get("reminder_id")),
-        }
-        if duration_s is not None:
-            event["duration_ms"] = round(duration_s * 1000)
-        if error is not None:
-            event["error"] = error
-            event["traceback"] = traceback
+        event = job_event(
+            run_id=run_id,
+            kind=kind,
+            job_id=meta.job_id,
+            job_name=meta.job_name,
+            job_type=meta.job_type,
+            at=at,
+            correlation_id=correlation_id,
+            job_kwargs=meta.kwargs,
+            duration_s=duration_s,
+            error=error,
+            traceback=traceback,
+        )
         shipper.submit("job", event)
 
 

@@ -41,7 +41,8 @@ from otel_assist.correlation import (
     new_correlation_id,
 )
 from otel_assist.event_types import LogEventType, emit
-from otel_assist.history.shipper import PAYLOAD_RAW_KEY, HistoryShipper
+from otel_assist.history.payload import queue_pop_event
+from otel_assist.history.shipper import HistoryShipper
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
 from otel_assist.metrics.hot import hot_path
@@ -216,24 +217,26 @@ class QueueConsumer:
     def _history_pop(self, msg: Message) -> None:
         if self.shipper is None:
             return
-        event: dict[str, Any] = {
-            "event_id": (msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
-            "message_id": msg.id,
-            "queue_name": self.queue_name,
-            "direction": "pop",
-            "message_type": msg.type,
-            "source": msg.source,
-            "user_id": msg.user_id,
-            "correlation_id": msg.correlation_id,
-            "enqueued_at": msg.enqueued_at,
-            "dequeued_at": msg.dequeued_at,
-        }
+        raw: bytes | None = None
         if msg.invalid_reason is not None:
             # An envelope's payload is stored once, on its push row; a message from an
             # uninstrumented producer has no push row, so its pop row keeps the payload.
             raw = msg.raw if msg.invalid_reason != "too_large" else msg.raw[:65536]
-            event[PAYLOAD_RAW_KEY] = raw
-        self.shipper.submit("queue", event)
+        self.shipper.submit(
+            "queue",
+            queue_pop_event(
+                event_id=(msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
+                message_id=msg.id,
+                queue_name=self.queue_name,
+                message_type=msg.type,
+                source=msg.source,
+                user_id=msg.user_id,
+                correlation_id=msg.correlation_id,
+                enqueued_at=msg.enqueued_at,
+                dequeued_at=msg.dequeued_at,
+                raw=raw,
+            ),
+        )
 
     async def process(self, msg: Message, handler: Handler | None = None) -> bool:
         """Run the handler with the message's baggage attached. Returns True on success;

@@ -33,7 +33,8 @@ from otel_assist.correlation import (
     new_correlation_id,
 )
 from otel_assist.event_types import LogEventType, emit
-from otel_assist.history.shipper import PAYLOAD_RAW_KEY, HistoryShipper
+from otel_assist.history.payload import queue_push_event
+from otel_assist.history.shipper import HistoryShipper
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics.hot import hot_path
 from otel_assist.queues import envelope as qe
@@ -124,18 +125,16 @@ class QueueProducer:
         if self.shipper is not None:
             self.shipper.submit(
                 "queue",
-                {
-                    "event_id": env.id + ":push",
-                    "message_id": env.id,
-                    "queue_name": self.queue_name,
-                    "direction": "push",
-                    "message_type": env.type,
-                    "source": env.source,
-                    "user_id": env.user_id,
-                    "correlation_id": cid,
-                    "enqueued_at": env.enqueued_at,
-                    PAYLOAD_RAW_KEY: data,
-                },
+                queue_push_event(
+                    message_id=env.id,
+                    queue_name=self.queue_name,
+                    message_type=env.type,
+                    source=env.source,
+                    user_id=env.user_id,
+                    correlation_id=cid,
+                    enqueued_at=env.enqueued_at,
+                    raw=data,
+                ),
             )
 
     async def push(
