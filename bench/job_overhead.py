@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 import otel_assist
 from bench import BenchResult
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
-from otel_assist.jobs.tracker import JobTracker, track_scheduler
+from otel_assist.jobs import JobTracker, track_scheduler
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
 RUNS = int(os.environ.get("BENCH_JOB_RUNS", "3000"))

@@ -1,60 +1,22 @@
-"""Cron-job tracking for APScheduler 3.x: one call on a scheduler, or a decorator.
+"""The job tracker: the one thread that turns run and scheduler events into the
+``job started/completed/failed`` lines, the ``cron_*`` metrics and the history rows.
 
-    scheduler = AsyncIOScheduler()
-    track_scheduler(scheduler, max_runtime=300)
-    scheduler.add_job(send_reminder, "interval", minutes=1, kwargs={"user_id": 42})
-
-Each run gets a run id and its own correlation_id (attached while the job runs, so its log
-lines carry it); start, completion (duration) and failure (error, traceback) become
-history events for rest_service and metrics (``cron_jobs_total``,
-``cron_job_duration_seconds``). ``user_id`` / ``reminder_id`` are taken from the job's
-kwargs when present.
-
-Detections APScheduler does not give on its own, done by a sweeper on the tracker thread:
-
-* **missed**: a run due more than ``grace`` ago that never started. Two ways to get there:
-  the scheduler never fired it (paused, its thread or loop blocked, the process was
-  down) - the sweeper walks the trigger's fire times between the job's stale
-  ``next_run_time`` and now - or it was submitted but never began (executor saturated).
-  APScheduler's own EVENT_JOB_MISSED (reported when it later picks a misfire up) is
-  deduplicated against the sweeper's by a deterministic run id.
-* **timed out / stuck**: a run still going past its ``max_runtime`` (per job through
-  ``@tracked_job(max_runtime=...)``, or per job type / default in ``track_scheduler``).
-  Its status becomes ``timed_out`` for good: counted once then, and when it finishes
-  later its duration (and error) are recorded but it is not counted again;
-  ``cron_jobs_running_over_max_runtime`` counts those still running.
-* **overlap**: EVENT_JOB_MAX_INSTANCES (a run skipped because the previous one still runs):
-  ``skipped`` in metrics and history.
-* **cancelled**: a run ended by cancellation (``asyncio.CancelledError`` when
-  ``scheduler.shutdown()`` cancels it, KeyboardInterrupt, SystemExit) is ``cancelled``,
-  not a failure: it neither raises nor resets the consecutive-failure count.
-* **consecutive failures** per job id; the gauge ``cron_job_consecutive_failures`` shows
-  the worst job of each type.
+Callers (the run wrapper in :mod:`otel_assist.jobs.decorator`, APScheduler's listener in
+:mod:`otel_assist.jobs.apscheduler`) only put a typed event on a ``SimpleQueue``
+(:class:`RunStarted`, :class:`RunEnded`, :class:`RunsSubmitted`,
+:class:`SchedulerReport`); the end line, metrics, history and the sweeps of
+:mod:`otel_assist.jobs.detection` run on the tracker's daemon thread, so tracking never
+blocks the event loop of an AsyncIOScheduler, and an error in tracking never fails a job.
+Time is read from an injectable :class:`Clock` (runtimes, timestamps and the sweep
+schedule), so tests step past a max runtime instead of sleeping through it.
 
 Every run is counted once in ``cron_jobs_total``, under the status its history row ends
-with; docs/job-lifecycle.md is the table of statuses. APScheduler's own
-``Job ... raised an exception`` line is dropped for tracked jobs (``job failed`` carries the
-same traceback), so one failure is one ERROR line.
-
-The wrapper around the job does only clock reads, a context attach, the ``job started``
-line (so it precedes the job's own lines) and a ``SimpleQueue.put`` per event; listeners
-only enqueue. The end line, metrics, history and the sweeps run on one daemon thread, so
-tracking never blocks the event loop of an AsyncIOScheduler, and an error in tracking
-never fails a job.
-
-Jobs in the memory job store are wrapped in place when added. Jobs in a persistent job
-store are reloaded from storage on every run, so decorate their functions with
-``@tracked_job`` (their job id in history is then the function's qualified name);
-undecorated ones are still counted from APScheduler's executed/error events.
+with; docs/job-lifecycle.md is the table of statuses.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
-import inspect
-import logging
 import os
 import queue
 import re
@@ -62,26 +24,21 @@ import threading
 import time
 import traceback
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Protocol
 
-from opentelemetry import context
-
-from otel_assist.correlation import context_with_correlation_id, new_correlation_id
+from otel_assist.correlation import new_correlation_id
 from otel_assist.history.payload import job_event
 from otel_assist.history.shipper import HistoryShipper, default_shipper
-from otel_assist.jobs import monitors as cron_monitors
+from otel_assist.jobs.detection import Detection, _missed_run_id, _utc
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
-from otel_assist.queues.envelope import new_message_id as new_id
 from otel_assist.settings import _Reader
 
-F = TypeVar("F", bound=Callable[..., Any])
 #: Statuses a run can end with; each run is counted once, under one of these.
 RUN_STATUSES = ("completed", "failed", "timed_out", "missed", "skipped", "cancelled")
-_FLAG = "__otel_assist_job__"
 _log = get_logger("otel_assist.jobs")
 
 
@@ -121,14 +78,6 @@ class SystemClock:
 
 
 @dataclass(frozen=True)
-class JobOptions:
-    """What ``@tracked_job`` attaches to a function."""
-
-    job_type: str | None = None
-    max_runtime: float | None = None
-
-
-@dataclass(frozen=True)
 class JobMeta:
     job_id: str
     job_name: str
@@ -145,14 +94,70 @@ class _Running:
     timed_out: bool = False
 
 
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+# --------------------------------------------------------------------------- events
+# What the cheap caller side (the run wrapper, APScheduler's listener) hands to the tracker
+# thread: one small object per event on a SimpleQueue, typed, dispatched on its class.
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+@dataclass(slots=True)
+class RunStarted:
+    """A tracked run began (put by the wrapper, before the job's own code)."""
+
+    run_id: str
+    meta: JobMeta
+    at: float  # wall clock, for history
+    mono: float  # monotonic clock, for the max-runtime check
+    correlation_id: str
+
+
+@dataclass(slots=True)
+class RunEnded:
+    """A tracked run returned (``exc`` None) or raised."""
+
+    run_id: str
+    meta: JobMeta
+    at: float
+    duration_s: float
+    exc: BaseException | None
+    correlation_id: str
+
+
+@dataclass(slots=True)
+class RunsSubmitted:
+    """APScheduler submitted runs of ``job_id`` due at ``run_times`` to an executor."""
+
+    job_id: str
+    run_times: list[datetime]
+
+
+@dataclass(slots=True)
+class SchedulerReport:
+    """An APScheduler event the wrapper cannot see: missed, max instances, or the outcome
+    of a run whose function is not wrapped (``code`` is APScheduler's event code)."""
+
+    code: int
+    job_id: str
+    times: list[datetime]
+    exception: BaseException | None
+
+
+@dataclass(slots=True)
+class SweepNow:
+    """Run the detection sweep now (it also runs every ``sweep_interval``)."""
+
+
+@dataclass(slots=True)
+class Ping:
+    """Processed after every event put before it: ``wait_idle`` and shutdown."""
+
+
+TrackerEvent = RunStarted | RunEnded | RunsSubmitted | SchedulerReport | SweepNow | Ping
+
+
+class MetaSource(Protocol):
+    """What a tracked scheduler knows about its jobs (type, max runtime, kwargs)."""
+
+    def meta(self, job: Any) -> JobMeta: ...
 
 
 def run_outcome(exc: BaseException | None) -> str:
@@ -171,13 +176,9 @@ def _error_text(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _missed_run_id(job_id: str, due: datetime) -> str:
-    digest = hashlib.sha1(f"{job_id}|{_utc(due).isoformat()}".encode(), usedforsecurity=False)
-    return "missed-" + digest.hexdigest()[:24]
-
-
-class JobTracker:
-    """Receives run and scheduler events on a queue and does all the work on its thread."""
+class JobTracker(Detection):
+    """Receives run and scheduler events on a queue and does all the work on its thread
+    (missed, skipped and stuck runs: :class:`~otel_assist.jobs.detection.Detection`)."""
 
     def __init__(
         self,
@@ -189,8 +190,8 @@ class JobTracker:
         self.settings = settings or JobSettings.from_env()
         self.clock: Clock = clock or SystemClock()
         self._shipper = shipper
-        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.schedulers: list[tuple[Any, _SchedulerOptions]] = []
+        self.events: queue.SimpleQueue[TrackerEvent] = queue.SimpleQueue()
+        self.schedulers: list[tuple[Any, MetaSource]] = []
         self.running: dict[str, _Running] = {}
         self.consecutive: dict[str, int] = defaultdict(int)
         self._job_types: dict[str, str] = {}
@@ -214,7 +215,7 @@ class JobTracker:
 
     # ----------------------------------------------------------- caller side (cheap)
 
-    def put(self, *event: Any) -> None:
+    def put(self, event: TrackerEvent) -> None:
         if self._pid != os.getpid():
             self._ensure_thread()
         self.events.put(event)
@@ -231,14 +232,14 @@ class JobTracker:
     def wait_idle(self, timeout_s: float = 5.0) -> bool:
         """Block until every event put so far is processed (tests, shutdown)."""
         self._idle.clear()
-        self.put("ping")  # FIFO: processed after everything put before it
+        self.put(Ping())  # FIFO: processed after everything put before it
         return self._idle.wait(timeout_s)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         if self._thread is None:
             return
         self._stop.set()
-        self.events.put(("ping",))
+        self.events.put(Ping())
         self._thread.join(timeout_s)
         self._thread = None
         self._pid = 0
@@ -251,9 +252,10 @@ class JobTracker:
     # ----------------------------------------------------------- tracker thread
 
     def _run(self) -> None:
-        next_sweep = time.monotonic() + self.settings.sweep_interval_s
+        clock = self.clock
+        next_sweep = clock.monotonic() + self.settings.sweep_interval_s
         while not self._stop.is_set():
-            timeout = max(0.0, next_sweep - time.monotonic())
+            timeout = min(max(0.0, next_sweep - clock.monotonic()), self.settings.sweep_interval_s)
             try:
                 event = self.events.get(timeout=timeout)
             except queue.Empty:
@@ -261,35 +263,31 @@ class JobTracker:
             try:
                 if event is not None:
                     self._handle(event)
-                if time.monotonic() >= next_sweep:
+                if clock.monotonic() >= next_sweep:
                     self.sweep()
-                    next_sweep = time.monotonic() + self.settings.sweep_interval_s
+                    next_sweep = clock.monotonic() + self.settings.sweep_interval_s
             except Exception as exc:  # tracking errors never leave this thread
                 _log.warning("job tracker error", error=repr(exc))
-            if event == ("ping",):
+            if isinstance(event, Ping):
                 self._idle.set()
 
-    def _handle(self, event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "ping":
-            return
-        if kind == "start":
-            self._on_start(*event[1:])
-        elif kind == "end":
-            self._on_end(*event[1:])
-        elif kind == "submitted":
-            self._on_submitted(*event[1:])
-        elif kind == "apscheduler":
-            self._on_apscheduler(*event[1:])
-        elif kind == "sweep":
+    def _handle(self, event: TrackerEvent) -> None:
+        if isinstance(event, RunStarted):
+            self._on_start(event)
+        elif isinstance(event, RunEnded):
+            self._on_end(event)
+        elif isinstance(event, RunsSubmitted):
+            self._on_submitted(event.job_id, event.run_times)
+        elif isinstance(event, SchedulerReport):
+            self._on_apscheduler(event.code, event.job_id, event.times, event.exception)
+        elif isinstance(event, SweepNow):
             self.sweep()
 
-    def _on_start(
-        self, run_id: str, meta: JobMeta, at: float, mono: float, correlation_id: str
-    ) -> None:
+    def _on_start(self, event: RunStarted) -> None:
+        run_id, meta, at, correlation_id = event.run_id, event.meta, event.at, event.correlation_id
         # "job started" was logged by the wrapper, in the run's own context, so it comes
         # before the job's own lines.
-        self.running[run_id] = _Running(meta, mono, correlation_id)
+        self.running[run_id] = _Running(meta, event.mono, correlation_id)
         self._known_types.add(meta.job_type)
         self._job_types[meta.job_id] = meta.job_type
         self._ship(run_id, meta, "started", at, correlation_id)
@@ -301,15 +299,9 @@ class JobTracker:
             while len(self._unmatched_starts[meta.job_id]) > 100:
                 self._unmatched_starts[meta.job_id].popleft()
 
-    def _on_end(
-        self,
-        run_id: str,
-        meta: JobMeta,
-        at: float,
-        duration_s: float,
-        exc: BaseException | None,
-        correlation_id: str,
-    ) -> None:
+    def _on_end(self, event: RunEnded) -> None:
+        run_id, meta, at, exc = event.run_id, event.meta, event.at, event.exc
+        duration_s, correlation_id = event.duration_s, event.correlation_id
         info = self.running.pop(run_id, None)
         timed_out = info is not None and info.timed_out
         outcome = run_outcome(exc)
@@ -512,113 +504,12 @@ class JobTracker:
         job_type = self._job_types.get(job_id) or _default_job_type(job_id)
         return JobMeta(job_id, job_id, job_type, None)
 
-    def remember(self, job: Any, opts: _SchedulerOptions) -> None:
+    def remember(self, job: Any, opts: MetaSource) -> None:
         """Keep a job's meta from when it was added (bounded)."""
         with contextlib.suppress(Exception):
             if len(self._metas) >= 10_000 and job.id not in self._metas:
                 self._metas.pop(next(iter(self._metas)))
             self._metas[job.id] = opts.meta(job)
-
-    def _missed(self, meta: JobMeta, due: datetime, why: str) -> None:
-        key = (meta.job_id, due)
-        if key in self._reported_missed:
-            return
-        self._reported_missed[key] = self.clock.monotonic()
-        self._known_types.add(meta.job_type)
-        self._count(meta.job_type, "missed")
-        run_id = _missed_run_id(meta.job_id, due)
-        _log.warning(
-            "job run missed",
-            event_type="job_error",
-            job_id=meta.job_id,
-            job_type=meta.job_type,
-            run_id=run_id,
-            due=due.isoformat(),
-            reason=why,
-        )
-        cid = new_correlation_id()
-        self._ship(run_id, meta, "scheduled", due.timestamp(), cid)
-        self._ship(run_id, meta, "missed", due.timestamp(), cid)
-
-    def _skipped(self, meta: JobMeta, due: datetime) -> None:
-        self._count(meta.job_type, "skipped")
-        run_id = "skipped-" + _missed_run_id(meta.job_id, due)[7:]
-        _log.warning(
-            "job run skipped: previous run still going (max instances reached)",
-            event_type="job_error",
-            job_id=meta.job_id,
-            job_type=meta.job_type,
-            run_id=run_id,
-            due=due.isoformat(),
-        )
-        cid = new_correlation_id()
-        self._ship(run_id, meta, "scheduled", due.timestamp(), cid)
-        self._ship(run_id, meta, "skipped", due.timestamp(), cid)
-
-    def sweep(self) -> None:
-        """Missed, stuck and gauge upkeep. Runs on the tracker thread every sweep interval."""
-        now_mono = self.clock.monotonic()
-        now = datetime.fromtimestamp(self.clock.time(), UTC)
-        grace = timedelta(seconds=self.settings.grace_s)
-        cat = metrics.catalog()
-        # Stuck runs.
-        over: dict[str, int] = defaultdict(int)
-        for run_id, info in list(self.running.items()):
-            limit = info.meta.max_runtime
-            if limit is None or now_mono - info.started_mono <= limit:
-                continue
-            over[info.meta.job_type] += 1
-            if not info.timed_out:
-                info.timed_out = True
-                self._count(info.meta.job_type, "timed_out")
-                _log.warning(
-                    "job run exceeded its max runtime",
-                    event_type="job_error",
-                    correlation_id=info.correlation_id,
-                    job_id=info.meta.job_id,
-                    job_type=info.meta.job_type,
-                    run_id=run_id,
-                    max_runtime_s=limit,
-                    running_s=round(now_mono - info.started_mono, 3),
-                )
-                self._ship(run_id, info.meta, "timed_out", self.clock.time(), info.correlation_id)
-        for job_type in self._known_types | set(over):
-            cat["cron_jobs_running_over_max_runtime"].set(over.get(job_type, 0), job_type=job_type)
-        # Submitted but never started.
-        for job_id, pending in self._pending.items():
-            while pending and now - pending[0] > grace:
-                self._missed(self._meta_for(job_id), pending.popleft(), "submitted, never started")
-        # Never fired, and the scheduled-jobs gauge.
-        scheduled: dict[str, int] = defaultdict(int)
-        for scheduler, opts in self.schedulers:
-            try:
-                jobs = scheduler.get_jobs()
-            except Exception:  # noqa: S112 - a scheduler being shut down
-                continue
-            for job in jobs:
-                meta = opts.meta(job)
-                self._known_types.add(meta.job_type)
-                self._job_types[job.id] = meta.job_type
-                scheduled[meta.job_type] += 1
-                nrt = getattr(job, "next_run_time", None)
-                if nrt is not None and now - _utc(nrt) > grace:
-                    self._missed_fire_times(job, meta, _utc(nrt), now - grace)
-        for job_type in self._known_types:
-            cat["cron_scheduled_jobs"].set(scheduled.get(job_type, 0), job_type=job_type)
-        # Forget old dedup keys (an hour is far beyond any misfire grace).
-        cutoff = now_mono - max(3600.0, 10 * self.settings.grace_s)
-        for key, seen in list(self._reported_missed.items()):
-            if seen < cutoff:
-                del self._reported_missed[key]
-
-    def _missed_fire_times(self, job: Any, meta: JobMeta, first: datetime, until: datetime) -> None:
-        due: datetime | None = first
-        for _ in range(100):  # bounded per sweep
-            if due is None or due > until:
-                return
-            self._missed(meta, due, "due but never fired (scheduler paused, blocked or down)")
-            nxt = job.trigger.get_next_fire_time(due, until)
-            due = _utc(nxt) if nxt is not None and _utc(nxt) > due else None
 
     def _ship(
         self,
@@ -651,78 +542,9 @@ class JobTracker:
         shipper.submit("job", event)
 
 
-# --------------------------------------------------------------------------- wrapping
-
-
 def _default_job_type(job_id: str) -> str:
     """``reminder_123`` -> ``reminder``: per-instance ids fold into their type."""
     return re.sub(r"([_:\-.]?[0-9a-f]{8,}|[_:\-.]?\d+)$", "", job_id) or job_id
-
-
-def _log_started(run_id: str, meta: JobMeta) -> None:
-    # Logged in the wrapper, in the run's context (so it carries the run's correlation_id),
-    # not on the tracker thread: the line then always comes before the job's own lines.
-    _log.info(
-        "job started",
-        event_type="job_start",
-        job_id=meta.job_id,
-        job_type=meta.job_type,
-        run_id=run_id,
-        user_id=_int_or_none(meta.kwargs.get("user_id")),
-    )
-
-
-def _wrap(func: Callable[..., Any], tracker: JobTracker, meta_of: Callable[[], JobMeta]) -> Any:
-    """The per-run wrapper: run id, correlation_id attached, start/end handed to the tracker."""
-    perf = time.perf_counter
-    clock = tracker.clock
-    put = tracker.put
-
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def run_async(*args: Any, **kwargs: Any) -> Any:
-            meta = meta_of()
-            run_id = new_id()
-            cid = new_id()
-            p0 = perf()
-            put("start", run_id, meta, clock.time(), clock.monotonic(), cid)
-            token = context.attach(context_with_correlation_id(cid, context.Context()))
-            try:
-                _log_started(run_id, meta)
-                result = await func(*args, **kwargs)
-            except BaseException as exc:
-                put("end", run_id, meta, clock.time(), perf() - p0, exc, cid)
-                raise
-            finally:
-                context.detach(token)
-            put("end", run_id, meta, clock.time(), perf() - p0, None, cid)
-            return result
-
-        wrapper: Any = run_async
-    else:
-
-        @functools.wraps(func)
-        def run_sync(*args: Any, **kwargs: Any) -> Any:
-            meta = meta_of()
-            run_id = new_id()
-            cid = new_id()
-            p0 = perf()
-            put("start", run_id, meta, clock.time(), clock.monotonic(), cid)
-            token = context.attach(context_with_correlation_id(cid, context.Context()))
-            try:
-                _log_started(run_id, meta)
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                put("end", run_id, meta, clock.time(), perf() - p0, exc, cid)
-                raise
-            finally:
-                context.detach(token)
-            put("end", run_id, meta, clock.time(), perf() - p0, None, cid)
-            return result
-
-        wrapper = run_sync
-    return wrapper
 
 
 _default_tracker: JobTracker | None = None
@@ -736,210 +558,3 @@ def default_tracker() -> JobTracker:
             if _default_tracker is None:
                 _default_tracker = JobTracker()
     return _default_tracker
-
-
-def tracked_job(job_type: str | None = None, max_runtime: float | None = None) -> Callable[[F], F]:
-    """Track every call of a sync or async job function (with or without a scheduler).
-
-    ``max_runtime`` (seconds) is when a still-running call counts as stuck.
-    """
-
-    def decorate(func: F) -> F:
-        options = JobOptions(job_type, max_runtime)
-        job_id = f"{func.__module__}.{func.__qualname__}"
-        meta = JobMeta(job_id, func.__name__, job_type or func.__name__, max_runtime)
-        wrapper = _wrap(func, default_tracker(), lambda: meta)
-        setattr(wrapper, _FLAG, options)
-        return wrapper
-
-    return decorate
-
-
-@dataclass
-class _SchedulerOptions:
-    job_type: Callable[[Any], str] | None
-    max_runtime: float | Mapping[str, float] | None
-
-    def meta(self, job: Any) -> JobMeta:
-        func = getattr(job, "func", None)
-        opts: JobOptions | None = getattr(func, _FLAG, None)
-        if opts is not None and opts.job_type:
-            job_type = opts.job_type
-        elif self.job_type is not None:
-            job_type = self.job_type(job)
-        else:
-            job_type = _default_job_type(str(job.id))
-        limit: float | None = opts.max_runtime if opts is not None else None
-        if limit is None:
-            if isinstance(self.max_runtime, Mapping):
-                limit = self.max_runtime.get(job_type)
-            else:
-                limit = self.max_runtime
-        return JobMeta(str(job.id), str(job.name), job_type, limit, dict(job.kwargs or {}))
-
-
-class _TrackedJobErrorFilter(logging.Filter):
-    """Drops APScheduler's ``Job "..." raised an exception`` record for jobs the tracker
-    wraps: the tracker's ``job failed`` line (with the same traceback) already reports the
-    run, and two ERROR lines per failure would double what error-rate alerts count.
-    Records about untracked jobs, and every other APScheduler record, pass unchanged."""
-
-    MESSAGE = 'Job "%s" raised an exception'
-
-    def __init__(self, tracker: JobTracker) -> None:
-        super().__init__()
-        self._tracker = tracker
-        self._attached: set[str] = set()
-
-    def attach(self, alias: str) -> None:
-        # APScheduler logs a job's outcome on ``apscheduler.executors.<alias>``; a logger's
-        # filters see only records created on that logger, so each alias gets this filter.
-        if alias not in self._attached:
-            self._attached.add(alias)
-            logging.getLogger(f"apscheduler.executors.{alias}").addFilter(self)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != self.MESSAGE or not isinstance(record.args, tuple) or not record.args:
-            return True
-        job_id = getattr(record.args[0], "id", None)
-        return not (isinstance(job_id, str) and self._tracker.reports_runs_of(job_id))
-
-
-def track_scheduler(
-    scheduler: Any,
-    *,
-    job_type: Callable[[Any], str] | None = None,
-    max_runtime: float | Mapping[str, float] | None = None,
-    grace: float | None = None,
-    sweep_interval: float | None = None,
-    shipper: HistoryShipper | None = None,
-    clock: Clock | None = None,
-) -> JobTracker:
-    """Track every job of an APScheduler 3.x scheduler (call before or after start()).
-
-    ``job_type(job)`` names a job's type (default: the job id without a trailing number,
-    ``reminder_123`` -> ``reminder``); ``max_runtime`` is seconds, or a dict per job type;
-    ``grace`` (seconds, default ``OTEL_ASSIST_JOB_GRACE_MS``) is how late a run may be
-    before it counts as missed. ``clock`` replaces the real clocks (tests).
-    """
-    from otel_assist.extras import require
-
-    require("queues", "otel_assist.jobs.track_scheduler")  # names the extra, not a traceback
-    if job_type is not None and not callable(job_type):
-        # A string here used to make every wrapped run fail before the job's own code, with
-        # nothing logged: a programming error, so it stops set-up with the fix named.
-        raise TypeError(
-            f"track_scheduler(job_type=...) takes a function of the job returning its type,"
-            f" not {type(job_type).__name__}: job_type=lambda job: {job_type!r}"
-        )
-    from apscheduler.events import (
-        EVENT_EXECUTOR_ADDED,
-        EVENT_JOB_ADDED,
-        EVENT_JOB_ERROR,
-        EVENT_JOB_EXECUTED,
-        EVENT_JOB_MAX_INSTANCES,
-        EVENT_JOB_MISSED,
-        EVENT_JOB_MODIFIED,
-        EVENT_JOB_SUBMITTED,
-    )
-    from apscheduler.jobstores.memory import MemoryJobStore
-
-    base = JobSettings.from_env()
-    settings = JobSettings(
-        grace_s=base.grace_s if grace is None else grace,
-        sweep_interval_s=base.sweep_interval_s if sweep_interval is None else sweep_interval,
-        max_runtime_s=base.max_runtime_s,
-    )
-    if max_runtime is None:
-        max_runtime = base.max_runtime_s
-    tracker = JobTracker(shipper=shipper, settings=settings, clock=clock)
-    opts = _SchedulerOptions(job_type, max_runtime)
-    registrar = cron_monitors.registrar_for(shipper)  # rest_service-side monitors (issue 15)
-    tracker.schedulers.append((scheduler, opts))
-
-    def in_memory(alias: str) -> bool:
-        store = getattr(scheduler, "_jobstores", {}).get(alias)
-        return store is None or isinstance(store, MemoryJobStore)
-
-    def wrap_job(job: Any, jobstore: str | None = None) -> None:
-        tracker.remember(job, opts)
-        with contextlib.suppress(Exception):
-            cron_monitors.register_job(registrar, job, opts.meta(job), settings.grace_s)
-        func = job.func
-        alias = jobstore or getattr(job, "_jobstore_alias", None) or "default"
-        if not in_memory(alias):
-            # A persistent job store hands out a fresh copy per lookup and per run, so a
-            # wrapper would be lost: a decorated function tracks itself, anything else is
-            # reported from APScheduler's executed/error events.
-            tracker._tracked_ids[job.id] = hasattr(func, _FLAG)
-            return
-        if getattr(func, "__otel_assist_scheduler_wrapped__", False):
-            tracker._tracked_ids[job.id] = True
-            return
-        inner = getattr(func, "__wrapped__", None) if hasattr(func, _FLAG) else None
-        target = inner if inner is not None else func
-        if not callable(target):
-            tracker._tracked_ids[job.id] = False
-            return
-        cache: list[Any] = [None, None]  # (job.kwargs object, JobMeta)
-
-        def meta_of() -> JobMeta:
-            # Rebuilt only when APScheduler replaced the job's kwargs (job.modify).
-            if cache[0] is not job.kwargs:
-                cache[0], cache[1] = job.kwargs, opts.meta(job)
-            meta: JobMeta = cache[1]
-            return meta
-
-        wrapper = _wrap(target, tracker, meta_of)
-        setattr(wrapper, _FLAG, getattr(func, _FLAG, JobOptions()))
-        wrapper.__otel_assist_scheduler_wrapped__ = True
-        job.func = wrapper
-        tracker._tracked_ids[job.id] = True
-
-    duplicate_filter = _TrackedJobErrorFilter(tracker)
-    for alias in ("default", *getattr(scheduler, "_executors", {})):
-        duplicate_filter.attach(alias)
-
-    def on_event(event: Any) -> None:
-        # Runs on scheduler or executor threads: only enqueue, never do work here.
-        try:
-            code = event.code
-            if code == EVENT_EXECUTOR_ADDED:
-                duplicate_filter.attach(event.alias)
-            elif code in (EVENT_JOB_ADDED, EVENT_JOB_MODIFIED):
-                job = scheduler.get_job(event.job_id, event.jobstore)
-                if job is not None:
-                    wrap_job(job, event.jobstore)
-            elif code == EVENT_JOB_SUBMITTED:
-                tracker.put("submitted", event.job_id, list(event.scheduled_run_times))
-            elif code == EVENT_JOB_MAX_INSTANCES:
-                tracker.put(
-                    "apscheduler", code, event.job_id, list(event.scheduled_run_times), None
-                )
-            else:
-                tracker.put(
-                    "apscheduler",
-                    code,
-                    event.job_id,
-                    [event.scheduled_run_time],
-                    getattr(event, "exception", None),
-                )
-        except Exception:  # noqa: S110 - tracking must never fail the scheduler
-            pass
-
-    scheduler.add_listener(
-        on_event,
-        EVENT_EXECUTOR_ADDED
-        | EVENT_JOB_ADDED
-        | EVENT_JOB_MODIFIED
-        | EVENT_JOB_SUBMITTED
-        | EVENT_JOB_MAX_INSTANCES
-        | EVENT_JOB_MISSED
-        | EVENT_JOB_EXECUTED
-        | EVENT_JOB_ERROR,
-    )
-    for job in scheduler.get_jobs():
-        with contextlib.suppress(Exception):
-            wrap_job(job)
-    tracker._ensure_thread()
-    return tracker

@@ -148,7 +148,7 @@ def run_cron(faults: Faults) -> None:
     """Real APScheduler jobs tracked by otel_assist.jobs.track_scheduler."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from otel_assist.jobs.tracker import track_scheduler
+    from otel_assist.jobs import track_scheduler
 
     log = otel_assist.get_logger("cron")
 

@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_assist.correlation import correlation_scope
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
-from otel_assist.jobs.tracker import track_scheduler
+from otel_assist.jobs import track_scheduler
 from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from tests import servers
 from tests.queues.conftest import REPO, TOKEN, MetricView, RestService, subprocess_env

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
-from otel_assist.jobs.tracker import RUN_STATUSES, JobTracker, track_scheduler
+from otel_assist.jobs import RUN_STATUSES, JobTracker, SweepNow, track_scheduler
 from otel_assist.testing import Capture
 from otel_assist.web.asgi import instrument_app
 from tests import servers
@@ -76,7 +76,7 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> 
 
 
 def sweep_now(tracker: JobTracker) -> None:
-    tracker.put("sweep")
+    tracker.put(SweepNow())
     assert tracker.wait_idle()
 
 

@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_assist.correlation import get_correlation_id
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
-from otel_assist.jobs.tracker import JobTracker, default_tracker, track_scheduler, tracked_job
+from otel_assist.jobs import JobTracker, SweepNow, default_tracker, track_scheduler, tracked_job
 from tests.queues.conftest import MetricView
 
 NO_HISTORY = HistoryShipper(HistorySettings())
@@ -97,7 +97,7 @@ class SteppedClock:
 
 
 def sweep_now(tracker: JobTracker) -> None:
-    tracker.put("sweep")
+    tracker.put(SweepNow())
     assert tracker.wait_idle()
 
 

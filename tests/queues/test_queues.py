@@ -292,7 +292,7 @@ async def test_sync_producer_from_a_tracked_cron_job_carries_the_run_correlation
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from otel_assist.history.shipper import HistorySettings, HistoryShipper
-    from otel_assist.jobs.tracker import track_scheduler
+    from otel_assist.jobs import track_scheduler
     from otel_assist.queues import SyncQueueProducer
 
     sync_client = redis_metrics.instrument(sync_redis.Redis.from_url(redis_server.url))

@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from otel_assist.correlation import get_correlation_id
-from otel_assist.jobs.tracker import track_scheduler
+from otel_assist.jobs import track_scheduler
 
 
 def report() -> None:
