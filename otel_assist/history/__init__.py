@@ -10,7 +10,6 @@ single module had.
 
 from otel_assist.history.dead_letter import DeadLetter
 from otel_assist.history.payload import PAYLOAD_RAW_KEY, PayloadCapture
-from otel_assist.history.settings import HistorySettings
 from otel_assist.history.shipper import (
     BATCH_MAX_BYTES,
     FIX_LOG_INTERVAL_S,
@@ -23,6 +22,7 @@ from otel_assist.history.shipper import (
     submit_all,
 )
 from otel_assist.history.spool import Spool
+from otel_assist.settings import HistorySettings
 
 __all__ = [
     "BATCH_MAX_BYTES",

@@ -50,10 +50,10 @@ import orjson
 from otel_assist.history import wire
 from otel_assist.history.dead_letter import DeadLetter
 from otel_assist.history.payload import PAYLOAD_RAW_KEY, PayloadCapture
-from otel_assist.history.settings import HistorySettings
 from otel_assist.history.spool import Spool
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
+from otel_assist.settings import HistorySettings
 
 Kind = Literal["job", "queue"]
 KINDS: tuple[Kind, ...] = ("job", "queue")
@@ -564,3 +564,12 @@ def submit_all(kind: Kind, events: Iterable[dict[str, Any]]) -> None:
     shipper = default_shipper()
     for event in events:
         shipper.submit(kind, event)
+
+
+def shipper_for(value: HistoryShipper | None, wanted: bool = True) -> HistoryShipper | None:
+    """The shipper a component reports to: ``value``, else the process default; None when
+    history is off for it (``wanted`` false) or nowhere to send (no URL)."""
+    if not wanted:
+        return None
+    shipper = value if value is not None else default_shipper()
+    return shipper if shipper.enabled else None

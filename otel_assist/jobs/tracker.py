@@ -35,30 +35,11 @@ from otel_assist.history.shipper import HistoryShipper, default_shipper
 from otel_assist.jobs.detection import Detection, _missed_run_id, _utc
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
-from otel_assist.settings import _Reader
+from otel_assist.settings import JobSettings
 
 #: Statuses a run can end with; each run is counted once, under one of these.
 RUN_STATUSES = ("completed", "failed", "timed_out", "missed", "skipped", "cancelled")
 _log = get_logger("otel_assist.jobs")
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """``OTEL_ASSIST_JOB_*`` variables."""
-
-    grace_s: float = 60.0
-    sweep_interval_s: float = 15.0
-    max_runtime_s: float | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> JobSettings:
-        r = _Reader(os.environ if env is None else env)
-        max_runtime = r.integer("OTEL_ASSIST_JOB_MAX_RUNTIME_MS", 0, 0)
-        return cls(
-            grace_s=r.integer("OTEL_ASSIST_JOB_GRACE_MS", 60_000, 0) / 1000,
-            sweep_interval_s=r.integer("OTEL_ASSIST_JOB_SWEEP_INTERVAL_MS", 15_000, 10) / 1000,
-            max_runtime_s=max_runtime / 1000 if max_runtime else None,
-        )
 
 
 class Clock(Protocol):

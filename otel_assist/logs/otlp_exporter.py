@@ -37,6 +37,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otel_assist._otel_compat import LogRecordExporter, LogRecordExportResult, ReadableLogRecord
 from otel_assist.logs.otlp_encoder import OTLPLogEncoder
+from otel_assist.settings import _Reader
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses worth retrying until the endpoint recovers."""
@@ -46,8 +47,9 @@ _CONTENT_TYPE = "application/x-protobuf"
 
 def _env(name: str) -> str | None:
     """``OTEL_EXPORTER_OTLP_LOGS_<name>``, else ``OTEL_EXPORTER_OTLP_<name>``."""
+    reader = _Reader(os.environ)
     for var in (f"OTEL_EXPORTER_OTLP_LOGS_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
-        value = os.environ.get(var, "").strip()
+        value = reader.text(var)  # declared in otel_assist.settings
         if value:
             return value
     return None

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from otel_assist.queues.consumer import Handler, Message, QueueConsumer
     from otel_assist.queues.producer import QueueProducer, SyncQueueProducer
     from otel_assist.queues.sampler import sample_forever, sample_once
-    from otel_assist.queues.settings import QueueSettings
+    from otel_assist.settings import QueueSettings
 
 # public name -> the module that defines it
 _LAZY = {
@@ -26,7 +26,7 @@ _LAZY = {
     "Message": "otel_assist.queues.consumer",
     "QueueConsumer": "otel_assist.queues.consumer",
     "QueueProducer": "otel_assist.queues.producer",
-    "QueueSettings": "otel_assist.queues.settings",
+    "QueueSettings": "otel_assist.settings",
     "SyncQueueProducer": "otel_assist.queues.producer",
     "sample_forever": "otel_assist.queues.sampler",
     "sample_once": "otel_assist.queues.sampler",

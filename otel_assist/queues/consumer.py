@@ -42,14 +42,14 @@ from otel_assist.correlation import (
 )
 from otel_assist.event_types import LogEventType, emit
 from otel_assist.history.payload import queue_pop_event
-from otel_assist.history.shipper import HistoryShipper
+from otel_assist.history.shipper import HistoryShipper, shipper_for
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
 from otel_assist.metrics.hot import hot_path
 from otel_assist.queues import envelope as qe
 from otel_assist.queues.instruments import _count_error, _Instruments
 from otel_assist.queues.sampler import sample_forever
-from otel_assist.queues.settings import QueueSettings, _shipper
+from otel_assist.settings import QueueSettings
 
 _log = get_logger("otel_assist.queues")
 _PREFIX = BAGGAGE_KEY + "="
@@ -142,7 +142,7 @@ class QueueConsumer:
         self.settings = settings or QueueSettings.from_env()
         suffix = self.settings.dead_letter_suffix
         self.dead_letter = dead_letter or (queue_name + suffix if suffix else None)
-        self.shipper = _shipper(shipper, self.settings)
+        self.shipper = shipper_for(shipper, self.settings.history)
         self.sample = sample
         self._m = _Instruments(queue_name)
         self._stopping = asyncio.Event()

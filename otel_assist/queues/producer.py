@@ -34,12 +34,12 @@ from otel_assist.correlation import (
 )
 from otel_assist.event_types import LogEventType, emit
 from otel_assist.history.payload import queue_push_event
-from otel_assist.history.shipper import HistoryShipper
+from otel_assist.history.shipper import HistoryShipper, shipper_for
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics.hot import hot_path
 from otel_assist.queues import envelope as qe
 from otel_assist.queues.instruments import _count_error, _Instruments
-from otel_assist.queues.settings import QueueSettings, _shipper
+from otel_assist.settings import QueueSettings
 
 _log = get_logger("otel_assist.queues")
 _UNSET: Any = object()
@@ -71,7 +71,7 @@ class QueueProducer:
         self.queue_name = queue_name
         self.source = source
         self.settings = settings or QueueSettings.from_env()
-        self.shipper = _shipper(shipper, self.settings)
+        self.shipper = shipper_for(shipper, self.settings.history)
         self._m = _Instruments(queue_name)
         self._ctx: Any = _UNSET
         self._header: str | None = None

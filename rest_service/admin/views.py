@@ -126,7 +126,7 @@ def _ctx(request: Request) -> AdminContext:
     ctx: AdminContext | None = getattr(request.app.state, "admin_ctx", None)
     if ctx is None:
         settings: Settings = request.app.state.settings
-        admin = AdminSettings.from_env()
+        admin = AdminSettings.from_settings(settings)
         graf = (
             grafana.Grafana(
                 admin.grafana_url, admin.loki_datasource_uid, admin.prometheus_datasource_uid
