@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from otel_assist.jobs import RUN_STATUSES, JobTracker, SweepNow, track_scheduler
 from otel_assist.testing import Capture
 from otel_assist.web.asgi import instrument_app
 from tests import servers
+from tests.polling import poll_async
 from tests.queues.conftest import REPO, TOKEN, subprocess_env
 
 JOB_TYPE = "lifecycle"
@@ -64,15 +65,6 @@ class SteppedClock:
 
     def time(self) -> float:
         return time.time()
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sweep_now(tracker: JobTracker) -> None:
@@ -168,10 +160,12 @@ async def drive_runs(
         await asyncio.sleep(0.02)
     for name in ("slow_ok", "slow_fail", "overlap"):
         gates[name].set()
-    await until(lambda: tracker.wait_idle() and len(tracker.running) == 1, "three runs ending")
+    await poll_async(
+        lambda: tracker.wait_idle() and len(tracker.running) == 1, 20.0, "three runs ending"
+    )
     # A normal shutdown: AsyncIOExecutor cancels the run still in flight.
     scheduler.shutdown()
-    await until(lambda: tracker.wait_idle() and not tracker.running, "the cancelled run")
+    await poll_async(lambda: tracker.wait_idle() and not tracker.running, 20.0, "the cancelled run")
     sweep_now(tracker)
     assert log_lines == ["ok"]
 
