@@ -301,14 +301,15 @@ _SHAPES = re.compile(
     r"(?P<url>(?<![a-zA-Z0-9+.\-])[a-zA-Z][a-zA-Z0-9+.\-]*+://[^\s:/@'\"]*+:)"
     r"(?P<urlpw>[^\s@/'\"]++)(?=@)"
     # Authorization: <scheme> CREDENTIALS (header lines, reprs of header dicts)
-    r"|(?P<authhead>(?i:(?<![\w-])(?:proxy-)?authorization)[\"']?\s*[:=]\s*[\"']?"
+    r"|(?P<authhead>(?i:(?<![\w-])(?:proxy-)?authorization)\\*+[\"']?\s*[:=]\s*\\*+[\"']?"
     r"(?:(?i:bearer|basic|digest|token|negotiate|apikey)\s+)?)(?P<authval>[^\s\"',;]+)"
     # Bearer TOKEN anywhere
     r"|(?P<bearer>(?i:(?<![\w-])bearer)\s+)(?P<bearerval>[A-Za-z0-9\-._~+/]+=*)"
     # key=value, key: value, "key": "value": the key is judged like a Mapping key
     # (the value is matched by _PAIR_VALUE, only after the key is found secret: matching
     # it here would rescan the rest of "a:a:a:..." at every pair, quadratic time)
-    r"|(?P<pair>(?P<pk>(?<![\w.\-])[\w.\-]++)[\"']?\s*[=:]\s*[\"']?)"
+    # (quotes may come backslash-escaped: a repr of a string holding a dict's repr)
+    r"|(?P<pair>(?P<pk>(?<![\w.\-])[\w.\-]++)\\*+[\"']?\s*[=:]\s*\\*+[\"']?)"
 )
 _PAIR_VALUE = re.compile(r"(?<=\")[^\"\n]*|(?<=')[^'\n]*|[^\s\"'&,;(){}\[\]]*")
 
