@@ -15,6 +15,7 @@ COPY docker/requirements.lock ./docker/requirements.lock
 RUN pip install --no-deps -r docker/requirements.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY otel_assist ./otel_assist
+COPY otel_assist_demo ./otel_assist_demo
 COPY rest_service ./rest_service
 # --no-deps: everything it needs is already installed from the lock; pip check proves it.
 RUN pip install --no-deps '.[demo]' && pip check

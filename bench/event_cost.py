@@ -34,9 +34,10 @@ def _per_call(fn: Any, calls: int, flush: Any) -> float:
 
 def run() -> BenchResult:
     import otel_assist
-    from otel_assist import callsite, event_types
+    from otel_assist import event_types
     from otel_assist.event_types import LEVELS, LogEventType, emit
-    from otel_assist.log_export import DiscardingExporter
+    from otel_assist.logs import callsite
+    from otel_assist.logs.export_queue import DiscardingExporter
 
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
     telemetry = otel_assist.configure(

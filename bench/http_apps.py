@@ -27,7 +27,7 @@ def _app() -> FastAPI:
 
 if VARIANT == "ours":
     import otel_assist
-    from otel_assist.asgi import instrument_app
+    from otel_assist.web.asgi import instrument_app
 
     otel_assist.configure("bench_http")
     app = instrument_app(_app())

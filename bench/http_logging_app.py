@@ -40,8 +40,9 @@ def _app() -> FastAPI:
 
 
 if VARIANT == "ours":
-    import otel_assist
     from otel_assist.asgi import instrument_app
+
+    import otel_assist
 
     otel_assist.configure("bench_http_logging")
     app = instrument_app(_app())

@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 import otel_assist
 from bench import BenchResult
-from otel_assist.history import HistorySettings, HistoryShipper
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
 from otel_assist.jobs import JobTracker, track_scheduler
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))

@@ -2,7 +2,7 @@
 
 The export thread's main cost is serializing each batch into an ``ExportLogsServiceRequest``;
 it holds the GIL while it does, so it slows the host service. This compares
-``otel_assist.otlp_log_encoder.OTLPLogEncoder`` with the stock exporter's
+``otel_assist.logs.otlp_encoder.OTLPLogEncoder`` with the stock exporter's
 ``encode_logs(batch).SerializeToString()`` (what ``OTLPLogExporter.export`` runs) on the
 same 512-record batch of bridged records (``LogQueue``'s default batch size), built the way
 the export thread builds them: ``to_log_record`` on realistic structlog event dicts.
@@ -43,7 +43,7 @@ def _batch() -> list[Any]:
     from opentelemetry.sdk.resources import Resource
 
     from otel_assist._otel_compat import ReadableLogRecord
-    from otel_assist.log_export import _SCOPE, to_log_record
+    from otel_assist.logs.export_queue import _SCOPE, to_log_record
 
     rng = random.Random(7)
     resource = Resource(
@@ -92,7 +92,7 @@ def run() -> BenchResult:
     )
 
     from otel_assist._otel_compat import encode_logs
-    from otel_assist.otlp_log_encoder import OTLPLogEncoder
+    from otel_assist.logs.otlp_encoder import OTLPLogEncoder
 
     batch = _batch()
     encoder = OTLPLogEncoder()

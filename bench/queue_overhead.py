@@ -39,9 +39,9 @@ from opentelemetry import context
 
 import otel_assist
 from bench import BenchResult
-from otel_assist import redis_metrics
 from otel_assist.correlation import context_with_correlation_id, new_correlation_id
-from otel_assist.history import HistorySettings, HistoryShipper
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
+from otel_assist.metrics import redis as redis_metrics
 from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from tests.servers import start_redis
 

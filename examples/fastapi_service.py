@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 import otel_assist
 from otel_assist import metrics
-from otel_assist.asgi import instrument_app
+from otel_assist.web.asgi import instrument_app
 
 # Before anything logs; OTEL_SERVICE_NAME, when set, wins over the name given here.
 otel_assist.configure(os.environ.get("OTEL_SERVICE_NAME", "hello_service"))

@@ -16,8 +16,8 @@ import asyncio
 import os
 
 import otel_assist
-from otel_assist import correlation_scope, redis_client
-from otel_assist.queues import Message, QueueConsumer, QueueProducer
+from otel_assist import correlation_scope
+from otel_assist.queues import Message, QueueConsumer, QueueProducer, redis_client
 
 log = otel_assist.get_logger()
 

@@ -13,7 +13,7 @@ from otel_assist.correlation import (
     set_correlation_id,
 )
 from otel_assist.event_types import LogEventType
-from otel_assist.logs import get_logger
+from otel_assist.logs.configure import get_logger
 from otel_assist.settings import ConfigurationError, Settings
 from otel_assist.telemetry import Telemetry, configure
 

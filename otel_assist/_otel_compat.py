@@ -53,7 +53,7 @@ from opentelemetry.sdk._logs.export import (
 )
 
 # --- Batched replay into the SDK's histogram aggregation -----------------------------------
-# otel_assist.hot_metrics buffers hot-path measurements and replays them into the SDK's own
+# otel_assist.metrics.hot buffers hot-path measurements and replays them into the SDK's own
 # aggregation. That needs the SDK's attribute hashing, its explicit-bucket aggregation class
 # and its Measurement type. The public way (pre-aggregate and hand finished data points to a
 # reader through a MetricProducer) waits for MetricProducer support in the Python SDK

@@ -7,7 +7,7 @@ Ours:
 * the configurator calls :func:`otel_assist.configure` (logs, metrics, baggage; no
   TracerProvider);
 * the distro makes every FastAPI/Starlette app created afterwards instrument itself with
-  :func:`otel_assist.asgi.instrument_app` (whether or not a stock ASGI instrumentor is
+  :func:`otel_assist.web.asgi.instrument_app` (whether or not a stock ASGI instrumentor is
   installed), and loads every other installed instrumentor as the stock distro would,
   except the few whose job otel-assist does itself (:data:`REPLACED`): those would add a
   second, span-building layer to the same calls. Instrumentors that produce metrics (system
@@ -44,8 +44,8 @@ NAME = "otel_assist"
 
 REPLACED = frozenset({"fastapi", "starlette", "asgi", "redis", "httpx", "logging"})
 """Stock instrumentors whose work otel-assist does itself, so they are not loaded:
-ASGI frameworks (our middleware), redis (``otel_assist.redis_metrics``: metrics without a
-span per command), httpx (``otel_assist.http_client``: baggage without trace headers) and
+ASGI frameworks (our middleware), redis (``otel_assist.metrics.redis``: metrics without a
+span per command), httpx (``otel_assist.web.http_client``: baggage without trace headers) and
 logging (otel-assist owns the logging set-up)."""
 
 HIJACK_MESSAGE = (
@@ -140,7 +140,7 @@ def _patch_init(cls: Any) -> None:
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        from otel_assist.asgi import instrument_app
+        from otel_assist.web.asgi import instrument_app
 
         instrument_app(self)
 

@@ -139,7 +139,7 @@ class UnknownEventTypes:
             event_dict["event_type"] = LogEventType.ERROR.value
             return event_dict
         if value is not None:
-            from otel_assist import metrics
+            from otel_assist.metrics import instruments as metrics
 
             metrics.catalog()["log_unknown_event_types"].add(1)
         return event_dict

@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from otel_assist._otel_compat import LoggerProvider, set_logger_provider
 from otel_assist._otel_compat import ProxyMeter as _ProxyMeter
 from otel_assist._otel_compat import ProxyMeterProvider as _ProxyMeterProvider
-from otel_assist.log_export import LogQueue, QueueLogProcessor
+from otel_assist.logs.export_queue import LogQueue, QueueLogProcessor
 
 
 class FollowingMeter(_ProxyMeter):

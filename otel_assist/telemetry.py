@@ -35,18 +35,15 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from otel_assist import (
-    event_types,
-    global_providers,
-    http_client,
-    http_metrics,
-    logs,
-    worker_metrics,
-)
-from otel_assist import metrics as catalog_module
+from otel_assist import event_types, global_providers
 from otel_assist._otel_compat import LoggerProvider, LogRecordExporter
-from otel_assist.log_export import LevelCounts, LogQueue, RecordLimits
+from otel_assist.logs import configure as logs
+from otel_assist.logs.export_queue import LevelCounts, LogQueue, RecordLimits
+from otel_assist.metrics import http as http_metrics
+from otel_assist.metrics import instruments as catalog_module
+from otel_assist.metrics import workers as worker_metrics
 from otel_assist.settings import Settings, load_settings
+from otel_assist.web import http_client
 
 __all__ = ["Telemetry", "configure", "current_settings"]
 
@@ -248,7 +245,7 @@ def _resource(settings: Settings) -> Resource:
 
 def _log_exporter(settings: Settings) -> LogRecordExporter | None:
     if "otlp" in settings.logs_exporters:
-        from otel_assist.otlp_http_log_exporter import OTLPHttpLogExporter
+        from otel_assist.logs.otlp_exporter import OTLPHttpLogExporter
 
         return OTLPHttpLogExporter(settings.logs_endpoint, settings.export_timeout_ms / 1000)
     if "console" in settings.logs_exporters:

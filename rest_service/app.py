@@ -17,10 +17,9 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 import otel_assist
-from otel_assist.asgi import instrument_app
+from otel_assist.web.asgi import instrument_app
 from rest_service.admin import monitor_pages
 from rest_service.admin import router as admin_router
-from rest_service.admin.settings import AdminSettings
 from rest_service.admin.views import unknown_admin_page
 from rest_service.api import body, errors
 from rest_service.api.main import api_router
@@ -42,8 +41,7 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
     """Build the app. Raises ``RuntimeError`` if no token is configured outside dev mode."""
     settings = settings or get_settings()
     settings.check_startable()
-    AdminSettings.from_env()  # fail at start-up, naming the variable, not at a page view
-    sweeper_settings = SweeperSettings.from_env()
+    sweeper_settings = SweeperSettings.from_settings(settings)
     if telemetry:
         otel_assist.configure(service_name="rest_service")
 

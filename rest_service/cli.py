@@ -78,7 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     exit_unless_installed("rest", "rest-service")
-    from rest_service.admin.settings import AdminSettings
     from rest_service.core.config import get_settings
 
     args = build_parser().parse_args(argv)
@@ -91,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         settings.check_startable()
-        AdminSettings.from_env()  # a bad admin value fails here, not at the first page view
     except (RuntimeError, ValueError) as exc:
         print(f"rest-service: {exc}", file=sys.stderr)
         return 2

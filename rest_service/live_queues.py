@@ -14,7 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from otel_assist.redis_client import connect
+from otel_assist.queues.redis_client import connect
 from rest_service.core.errors import UnavailableError
 from rest_service.schemas import QueueCurrent
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +33,8 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
-from otel_assist import metrics
+from otel_assist.metrics import instruments as metrics
+from rest_service.core.config import Settings
 from rest_service.core.db import Database
 from rest_service.crud import jobs as crud_jobs
 from rest_service.crud import monitors as crud
@@ -51,7 +51,7 @@ OTHER = metrics.OTHER
 
 @dataclass(frozen=True)
 class SweeperSettings:
-    """``MONITOR_*`` variables (read by create_app; tests pass their own)."""
+    """``MONITOR_*`` settings (built by create_app from its Settings; tests pass their own)."""
 
     enabled: bool = True
     interval_s: float = 15.0
@@ -62,28 +62,12 @@ class SweeperSettings:
     max_catchup: int = 100
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SweeperSettings:
-        env = os.environ if env is None else env
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{name}: {raw[:20]!r} is not a number") from None
-            if not low <= value <= high:
-                raise ValueError(f"{name}: {value} is outside {low}..{high}")
-            return value
-
-        enabled = env.get("MONITOR_SWEEP_ENABLED", "true").strip().lower()
-        if enabled not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-            raise ValueError("MONITOR_SWEEP_ENABLED: expected true or false")
+    def from_settings(cls, settings: Settings) -> SweeperSettings:
+        """From rest_service's one settings object (``MONITOR_*`` there)."""
         return cls(
-            enabled=enabled in {"1", "true", "yes", "on"},
-            interval_s=number("MONITOR_SWEEP_INTERVAL_SECONDS", 15.0, 0.05, 3600),
-            metric_limit=int(number("MONITOR_METRIC_LIMIT", 100, 1, 100)),
+            enabled=settings.monitor_sweep_enabled,
+            interval_s=settings.monitor_sweep_interval_seconds,
+            metric_limit=settings.monitor_metric_limit,
         )
 
 

@@ -6,7 +6,7 @@ between 2000-01-01 and now + MAX_CLOCK_SKEW_SECONDS, and enums are closed: anyth
 a 422 that names the field. Unknown extra keys are ignored so an older rest_service accepts
 events from a newer shipper.
 
-The bounds of the ingest events come from ``otel_assist.history_wire``, the one definition
+The bounds of the ingest events come from ``otel_assist.history.wire``, the one definition
 the shipper checks its events against too, so both ends agree on every range.
 """
 
@@ -26,14 +26,14 @@ from pydantic import (
     model_validator,
 )
 
-from otel_assist import history_wire as wire
+from otel_assist.history import wire
 from rest_service.core import ids
 from rest_service.models import JobStatus, QueueDirection
 
 NO_NUL = r"^[^\x00]*$"
 #: Integer ids (user_id, reminder_id) are limited to the JSON-safe range ±(2^53 - 1): every
 #: JSON parser (and every JSON Schema validator, which compare as doubles) represents them
-#: exactly, and they still fit the BIGINT columns. One definition (otel_assist.history_wire)
+#: exactly, and they still fit the BIGINT columns. One definition (otel_assist.history.wire)
 #: shared with the shipper and the queue envelope, so a valid envelope is a storable row.
 INT64_MIN = wire.INT_ID_MIN
 INT64_MAX = wire.INT_ID_MAX

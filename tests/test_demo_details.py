@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from otel_assist.demo.runner import new_token
+from otel_assist_demo.runner import new_token
 from tests import servers
 
 
@@ -29,7 +29,7 @@ def test_a_fact_said_twice_is_stored_once(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "otel_assist.cli",
+            "otel_assist_demo.cli",
             "demo",
             "--duration",
             "15",

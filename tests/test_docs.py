@@ -8,13 +8,13 @@ verbatim), and every relative link (to a file that exists, and an anchor that ex
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from otel_assist.metrics import CATALOG
+from otel_assist.metrics.instruments import CATALOG
+from otel_assist.settings import DECLARED, VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -157,7 +157,7 @@ def test_metric_labels_are_what_a_real_metrics_page_shows() -> None:
 import otel_assist
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from otel_assist.asgi import instrument_app
+from otel_assist.web.asgi import instrument_app
 otel_assist.configure("docs_check", logs_exporters=("none",))
 app = instrument_app(FastAPI())
 @app.get("/items/{item_id}")
@@ -193,65 +193,64 @@ def _table_rows(text: str) -> dict[str, str]:
     return rows
 
 
-def _library_variables() -> set[str]:
+def _code_variables() -> set[str]:
+    """Every ``"OTEL_..."`` string literal in the library's source."""
     names: set[str] = set()
     for path in (ROOT / "otel_assist").rglob("*.py"):
         names |= set(re.findall(r'"(OTEL_[A-Z_]+[A-Z])"', path.read_text()))
     return names
 
 
-def test_every_library_variable_is_in_a_table() -> None:
-    names = _library_variables()
-    assert "OTEL_ASSIST_LOG_LEVEL" in names and "OTEL_ASSIST_HISTORY_URL" in names
+# The checks below are generated from otel_assist.settings.VARIABLES (name, type, default,
+# doc of every variable the library reads; its reader refuses an undeclared name), so a new
+# variable is checked the moment it is declared, with no list here to keep in step.
+
+
+def test_the_library_reads_only_declared_variables() -> None:
+    found = _code_variables()
+    assert "OTEL_ASSIST_LOG_LEVEL" in found and "OTEL_ASSIST_HISTORY_URL" in found
+    undeclared = sorted(found - set(DECLARED))
+    assert not undeclared, f"declare these in otel_assist.settings.VARIABLES: {undeclared}"
+
+
+def test_every_declared_variable_is_documented() -> None:
     rows = _table_rows(CONFIGURATION)
-    # OTEL_ASSIST_EXCLUDED_URLS is the documented alias in the FastAPI excluded-URLs row.
-    missing = sorted(n for n in names if n not in rows and f"`{n}`" not in CONFIGURATION)
+    # Aliases and paired variables are named in their row's first cell, not first in it.
+    missing = [
+        v.name for v in VARIABLES if v.name not in rows and f"`{v.name}`" not in CONFIGURATION
+    ]
     assert not missing, f"undocumented in docs/configuration.md: {missing}"
 
 
-def test_no_table_row_names_a_variable_the_code_does_not_read() -> None:
-    known = _library_variables()
+def test_no_table_row_names_a_variable_the_library_does_not_declare() -> None:
     stale = sorted(
-        n for n in _table_rows(CONFIGURATION) if n.startswith("OTEL_") and n not in known
+        n for n in _table_rows(CONFIGURATION) if n.startswith("OTEL_") and n not in DECLARED
     )
     assert not stale, f"docs/configuration.md documents variables nothing reads: {stale}"
 
 
-def _literal_defaults() -> dict[str, object]:
-    """``reader.integer("NAME", default, ...)`` / ``boolean`` calls with a literal default."""
-    found: dict[str, object] = {}
-    for path in (ROOT / "otel_assist").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("integer", "boolean")
-                and len(node.args) >= 2
-                and isinstance(node.args[0], ast.Constant)
-                and str(node.args[0].value).startswith("OTEL_")
-            ):
-                continue
-            try:
-                found[str(node.args[0].value)] = ast.literal_eval(node.args[1])
-            except ValueError:  # an expression such as 256 * 1024 * 1024
-                expr = ast.unparse(node.args[1])
-                if re.fullmatch(r"[\d_ *]+", expr):
-                    found[str(node.args[0].value)] = eval(expr)  # digits and * only
-    return found
+def _shown(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def test_documented_defaults_match_the_code() -> None:
+def test_documented_defaults_are_the_declared_ones() -> None:
     rows = _table_rows(CONFIGURATION)
-    defaults = _literal_defaults()
-    assert len(defaults) > 15
+    with_default = [v for v in VARIABLES if v.default is not None]
+    assert len(with_default) > 30
     wrong = []
-    for name, value in defaults.items():
-        cell = rows.get(name, "").strip("`")
-        first = cell.split()[0].strip("`") if cell else ""
-        expected = str(value).lower() if isinstance(value, bool) else str(value)
-        if first != expected:
-            wrong.append(f"{name}: documented {cell!r}, code {expected}")
+    for var in with_default:
+        cell = rows.get(var.name, "")
+        first = cell.split()[0].strip("`") if cell.strip() else ""
+        if first != _shown(var.default):
+            wrong.append(f"{var.name}: documented {cell!r}, declared {_shown(var.default)}")
     assert not wrong, wrong
+
+
+def test_the_documented_default_check_can_fail() -> None:
+    """The comparison above, on a table that states a wrong default."""
+    var = DECLARED["OTEL_ASSIST_LOG_BATCH_SIZE"]
+    rows = _table_rows(f"| `{var.name}` | `{int(var.default or 0) + 1}` | records |")
+    assert rows[var.name].strip("`") != _shown(var.default)
 
 
 def test_every_rest_service_setting_is_in_the_table() -> None:
@@ -260,3 +259,38 @@ def test_every_rest_service_setting_is_in_the_table() -> None:
     rows = _table_rows(CONFIGURATION)
     missing = sorted(f.upper() for f in Settings.model_fields if f.upper() not in rows)
     assert not missing, f"rest_service settings missing from docs/configuration.md: {missing}"
+
+
+def test_documented_rest_service_defaults_are_the_code_defaults() -> None:
+    """Generated from rest_service's Settings fields: each field with a default documents
+    that default first in its row (numbers compared as numbers, lists comma-joined)."""
+    from pydantic_core import PydanticUndefined
+
+    from rest_service.core.config import Settings
+
+    rows = _table_rows(CONFIGURATION)
+    wrong, checked = [], 0
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if field.default_factory is not None:
+            default = field.default_factory()  # type: ignore[call-arg]
+        if default is None or default is PydanticUndefined or default == []:  # "unset"
+            continue
+        cell = rows.get(name.upper(), "")
+        first = cell.split()[0].strip("`") if cell.strip() else ""
+        checked += 1
+        if isinstance(default, bool):
+            ok = first == str(default).lower()
+        elif isinstance(default, int | float):
+            try:
+                ok = float(first) == float(default)
+            except ValueError:
+                ok = False
+        elif isinstance(default, list):
+            ok = first == ",".join(map(str, default))
+        else:
+            ok = first == str(default)
+        if not ok:
+            wrong.append(f"{name.upper()}: documented {cell!r}, code {default!r}")
+    assert checked > 20
+    assert not wrong, wrong

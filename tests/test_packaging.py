@@ -172,7 +172,7 @@ def test_entry_points_work_or_name_their_extra(
         py,
         str(py),
         "-c",
-        "import otel_assist, otel_assist.asgi; otel_assist.configure('pkg_check'); print('ok')",
+        "import otel_assist, otel_assist.web.asgi; otel_assist.configure('pkg_check'); print('ok')",
         cwd=tmp_path,
     )
     assert run.stdout.strip().endswith("ok"), run.stderr
@@ -209,13 +209,19 @@ def test_entry_points_work_or_name_their_extra(
         ), run.stderr
         assert run.returncode == 2
 
-    # import entry points of the queues extra
-    for module in ("otel_assist.queues", "otel_assist.redis_client"):
-        run = _run(py, str(py), "-c", f"import {module}", cwd=tmp_path)
+    # import entry points of the queues extra (otel_assist.queues itself loads its redis
+    # names on first use, so the envelope stays importable without the extra)
+    for module, code in (
+        ("otel_assist.queues", "from otel_assist.queues import QueueConsumer"),
+        ("otel_assist.queues.redis_client", "import otel_assist.queues.redis_client"),
+    ):
+        run = _run(py, str(py), "-c", code, cwd=tmp_path)
         if extra in REDIS_EXTRAS:  # these modules need redis-py alone
             assert run.returncode == 0, run.stderr
         else:
             _names_extra(run, module, "queues")
+    run = _run(py, str(py), "-c", "import otel_assist.queues.envelope", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     run = _run(
         py,
         str(py),

@@ -1,13 +1,16 @@
-"""Admin-page settings, read from the environment next to rest_service's own.
+"""The admin pages' view of rest_service's settings.
 
-Kept apart from ``rest_service.core.config`` so the admin pages can change without touching
-the API's settings object. Nothing here is a secret except the optional session secret.
+Every value comes from :class:`rest_service.core.config.Settings` (the one place
+rest_service reads its environment), handed over by ``create_app(settings)``: the admin
+pages never read the environment themselves. Nothing here is a secret except the optional
+session secret.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from rest_service.core.config import Settings
 
 
 @dataclass(frozen=True)
@@ -21,23 +24,12 @@ class AdminSettings:
     session_secret: str | None
 
     @classmethod
-    def from_env(cls) -> AdminSettings:
-        grafana = (os.environ.get("GRAFANA_URL") or "").strip().rstrip("/")
-        raw_seconds = os.environ.get("REST_SERVICE_ADMIN_SESSION_SECONDS", "")
-        try:
-            seconds = int(raw_seconds) if raw_seconds.strip() else 8 * 3600
-        except ValueError as exc:
-            raise ValueError(
-                "REST_SERVICE_ADMIN_SESSION_SECONDS must be a whole number of seconds"
-            ) from exc
-        if not 60 <= seconds <= 7 * 24 * 3600:
-            raise ValueError("REST_SERVICE_ADMIN_SESSION_SECONDS must be within 60..604800")
+    def from_settings(cls, settings: Settings) -> AdminSettings:
+        secret = settings.rest_service_admin_session_secret
         return cls(
-            grafana_url=grafana or None,
-            loki_datasource_uid=os.environ.get("GRAFANA_LOKI_DATASOURCE_UID", "loki"),
-            prometheus_datasource_uid=os.environ.get(
-                "GRAFANA_PROMETHEUS_DATASOURCE_UID", "prometheus"
-            ),
-            session_seconds=seconds,
-            session_secret=os.environ.get("REST_SERVICE_ADMIN_SESSION_SECRET") or None,
+            grafana_url=settings.grafana_url,
+            loki_datasource_uid=settings.grafana_loki_datasource_uid,
+            prometheus_datasource_uid=settings.grafana_prometheus_datasource_uid,
+            session_seconds=settings.rest_service_admin_session_seconds,
+            session_secret=secret.get_secret_value() if secret is not None else None,
         )

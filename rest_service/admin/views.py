@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2.filters import do_urlencode
 
-from otel_assist.metrics import record_memory_operation
+from otel_assist.metrics.instruments import record_memory_operation
 from rest_service.admin import grafana, presentation, queries
 from rest_service.admin.session import (
     AdminSession,
@@ -126,7 +126,7 @@ def _ctx(request: Request) -> AdminContext:
     ctx: AdminContext | None = getattr(request.app.state, "admin_ctx", None)
     if ctx is None:
         settings: Settings = request.app.state.settings
-        admin = AdminSettings.from_env()
+        admin = AdminSettings.from_settings(settings)
         graf = (
             grafana.Grafana(
                 admin.grafana_url, admin.loki_datasource_uid, admin.prometheus_datasource_uid

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from otel_assist import history_wire as wire
+from otel_assist.history import wire
 from rest_service.schemas import ValidationErrorBody
 
 M = TypeVar("M", bound=BaseModel)

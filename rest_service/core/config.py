@@ -109,6 +109,48 @@ class Settings(BaseSettings):
         "slow Prometheus costs the page at most this long, then a notice.",
     )
 
+    # Admin pages (rest_service/admin): Grafana links and sessions.
+    grafana_url: str | None = Field(
+        default=None, description="Grafana base URL; enables the admin pages' Grafana links."
+    )
+    grafana_loki_datasource_uid: str = Field(default="loki", description="for Explore links")
+    grafana_prometheus_datasource_uid: str = Field(default="prometheus")
+    rest_service_admin_session_seconds: int = Field(
+        default=8 * 3600, description="admin session lifetime (60..604800)"
+    )
+    rest_service_admin_session_secret: SecretStr | None = Field(
+        default=None, description="signing key of admin sessions; default: derived"
+    )
+
+    # Cron-monitor sweeper (rest_service/monitor_sweeper.py).
+    monitor_sweep_enabled: bool = True
+    monitor_sweep_interval_seconds: float = Field(default=15.0, ge=0.05, le=3600)
+    monitor_metric_limit: int = Field(default=100, ge=1, le=100)
+
+    @field_validator("rest_service_admin_session_seconds", mode="before")
+    @classmethod
+    def _session_seconds(cls, value: object) -> object:
+        """Named in the message (the old admin reader's wording), so a typo fails at start
+        with the variable an operator sets."""
+        name = "REST_SERVICE_ADMIN_SESSION_SECONDS"
+        if isinstance(value, str):
+            if not value.strip():
+                return 8 * 3600
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number of seconds") from None
+        if isinstance(value, int) and not 60 <= value <= 7 * 24 * 3600:
+            raise ValueError(f"{name} must be within 60..604800")
+        return value
+
+    @field_validator("grafana_url", mode="before")
+    @classmethod
+    def _grafana_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().rstrip("/") or None
+        return value
+
     @field_validator("queue_names", mode="before")
     @classmethod
     def _split_queue_names(cls, value: object) -> object:

@@ -100,7 +100,7 @@ def test_login_form_needs_its_nonce_and_never_redirects_off_site(site: Site) -> 
 
 def test_expired_or_tampered_session_goes_back_to_login(site: Site) -> None:
     settings = Settings(rest_service_token=SecretStr(site.token))
-    admin = AdminSettings.from_env()
+    admin = AdminSettings.from_settings(settings)
 
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:

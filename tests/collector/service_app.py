@@ -20,8 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 
 import otel_assist
-from otel_assist.asgi import instrument_app
-from otel_assist.metrics import catalog, count_message_processed, record_llm_call
+from otel_assist.metrics.instruments import catalog, count_message_processed, record_llm_call
+from otel_assist.web.asgi import instrument_app
 
 
 def build_app() -> FastAPI:

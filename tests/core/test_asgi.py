@@ -7,8 +7,8 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
-from otel_assist.asgi import instrument_app
 from otel_assist.testing import Capture
+from otel_assist.web.asgi import instrument_app
 
 
 def make_app() -> FastAPI:
@@ -96,7 +96,7 @@ async def test_excluded_urls_not_measured_but_echo_header(
 
 
 async def test_unknown_method_folded(client: httpx.AsyncClient, otel_capture: Capture) -> None:
-    from otel_assist import http_metrics
+    from otel_assist.metrics import http as http_metrics
 
     http_metrics.current()._duration_folder.limit = 2
     for method in ("GET", "PUT", "PATCH", "DELETE"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 
-from otel_assist import metrics
+from otel_assist.metrics import instruments as metrics
 from otel_assist.testing import Capture
 
 CONTRACT = (Path(__file__).resolve().parents[2] / "docs" / "telemetry-contract.md").read_text()

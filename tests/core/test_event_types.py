@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import otel_assist
-from otel_assist import correlation, metrics
-from otel_assist.asgi import instrument_app
+from otel_assist import correlation
 from otel_assist.event_types import (
     DEFAULT_INFO,
     LIBRARY_EVENTS,
@@ -29,9 +28,11 @@ from otel_assist.event_types import (
     LogEventType,
     info_events,
 )
-from otel_assist.logs import get_logger
+from otel_assist.logs.configure import get_logger
+from otel_assist.metrics import instruments as metrics
 from otel_assist.settings import ConfigurationError
 from otel_assist.testing import Capture
+from otel_assist.web.asgi import instrument_app
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = [

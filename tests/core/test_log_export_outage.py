@@ -23,6 +23,7 @@ import structlog
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from otel_assist import telemetry
+from tests.polling import poll
 from tests.servers import free_port
 
 
@@ -104,15 +105,6 @@ def configure(port: int, queue_size: int) -> tuple[telemetry.Telemetry, io.Strin
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in stream.getvalue().split("\n") if line]
-
-
-def poll(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_records_wait_for_the_endpoint_and_arrive_once(receiver: Receiver) -> None:

@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from otel_assist import telemetry
-from otel_assist.otlp_log_encoder import OTLPLogEncoder
+from otel_assist.logs.otlp_encoder import OTLPLogEncoder
 from tests.otlp_receiver import any_value
 
 OPERATOR_PATTERN = r"OPS-[0-9]{6}"
@@ -560,7 +560,7 @@ def test_huge_body_and_many_attributes_are_capped(pipeline: Pipeline) -> None:
     limit=st.integers(min_value=0, max_value=4000),
 )
 def test_truncate_text_fits_and_says_how_much(text: str, limit: int) -> None:
-    from otel_assist.log_export import truncate_text
+    from otel_assist.logs.export_queue import truncate_text
 
     out = truncate_text(text, limit)
     data = text.encode("utf-8", "backslashreplace")
@@ -585,8 +585,7 @@ async def test_queue_consumer_survives_a_hostile_handler_error(
     import asyncio
     import uuid
 
-    from otel_assist import redis_client
-    from otel_assist.queues import Message, QueueConsumer, QueueProducer
+    from otel_assist.queues import Message, QueueConsumer, QueueProducer, redis_client
 
     pipeline.reset()
     redis = redis_client.connect(redis_server.url)

@@ -165,7 +165,7 @@ def test_structlog_bound_contextvars_are_merged(otel_capture: Capture) -> None:
 def test_bridged_record_matches_the_api_constructor() -> None:
     from opentelemetry._logs import LogRecord, SeverityNumber
 
-    from otel_assist.log_export import _RECORD_CONTEXT, BridgedLogRecord
+    from otel_assist.logs.export_queue import _RECORD_CONTEXT, BridgedLogRecord
 
     attrs = {"event_type": "info", "user_id": 1}
     fast = BridgedLogRecord.bridged(123, SeverityNumber.INFO, "INFO", "hello", attrs)

@@ -23,8 +23,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.sdk.resources import Resource
 
 from otel_assist._otel_compat import LogRecordExportResult, ReadableLogRecord, SeverityNumber
-from otel_assist.log_export import to_log_record
-from otel_assist.otlp_http_log_exporter import OTLPHttpLogExporter, parse_headers
+from otel_assist.logs.export_queue import to_log_record
+from otel_assist.logs.otlp_exporter import OTLPHttpLogExporter, parse_headers
 from tests.servers import free_port
 
 

@@ -35,9 +35,9 @@ from opentelemetry.trace import TraceFlags
 
 import otel_assist
 from otel_assist import telemetry
-from otel_assist.log_export import _SCOPE, to_log_record
-from otel_assist.otlp_http_log_exporter import OTLPHttpLogExporter
-from otel_assist.otlp_log_encoder import OTLPLogEncoder, any_value, varint
+from otel_assist.logs.export_queue import _SCOPE, to_log_record
+from otel_assist.logs.otlp_encoder import OTLPLogEncoder, any_value, varint
+from otel_assist.logs.otlp_exporter import OTLPHttpLogExporter
 from tests.otlp_receiver import OTLPReceiver
 from tests.servers import wait_until
 

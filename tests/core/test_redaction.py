@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +87,22 @@ def test_escaped_quotes_in_reprs_do_not_hide_a_secret(secret: str, shape: str, w
     for _ in range(wraps):
         text = repr({"k": [text]})
     assert secret not in Redactor().scrub(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a repr of a string that holds a dict's repr: the quotes come backslash-escaped
+        "{\\'pwd\\': \\'zq0000000000\\'}",
+        "x {\\\\'pwd\\\\': \\\\'zq0000000000\\\\'} y",
+        repr({"a": " " + repr(" " + repr({"pwd": "zq0000000000"}) + ' "')[1:-1], "n": 1}),
+        " authorization=\\'Basic zq0000000000\\' ",
+        "{\\'authorization\\': \\'Basic zq0000000000\\'}",
+    ],
+)
+def test_secrets_behind_backslash_escaped_quotes_are_masked(text: str) -> None:
+    """Found by tests/core/test_log_hostile.py (hypothesis): a key or Authorization header
+    followed by \\' instead of ' kept its value."""
+    scrubbed = Redactor().scrub(text)
+    assert "zq0000000000" not in scrubbed
+    assert MASK in scrubbed

@@ -114,3 +114,77 @@ def test_record_limits_and_retry_backoff() -> None:
     assert defaults.log_attributes_max_bytes < 65_536  # Loki's structured-metadata limit
     with pytest.raises(ConfigurationError, match="OTEL_ASSIST_LOG_BODY_MAX_BYTES"):
         load_settings({"OTEL_ASSIST_LOG_BODY_MAX_BYTES": "-1"})
+
+
+# ---------------------------------------------------------------- the declarations (issue 12)
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from otel_assist.settings import (  # noqa: E402
+    DECLARED,
+    VARIABLES,
+    HistorySettings,
+    JobSettings,
+    QueueSettings,
+    Settings,
+    _Reader,
+)
+
+INTS = [v for v in VARIABLES if v.type == "int"]
+
+
+def test_every_variable_is_declared_once_with_a_doc() -> None:
+    names = [v.name for v in VARIABLES]
+    assert len(names) == len(set(names)) == len(DECLARED)
+    assert all(v.doc.strip() for v in VARIABLES)
+    assert all(n.startswith("OTEL_") for n in names)
+
+
+def test_a_read_of_an_undeclared_variable_is_refused() -> None:
+    with pytest.raises(KeyError, match="OTEL_ASSIST_NOT_A_SETTING"):
+        _Reader({"OTEL_ASSIST_NOT_A_SETTING": "1"}).text("OTEL_ASSIST_NOT_A_SETTING")
+
+
+def test_an_empty_environment_gives_the_declared_defaults_everywhere() -> None:
+    """The dataclass defaults and the declarations agree: every part built from an empty
+    environment equals the part built from its dataclass defaults."""
+    assert load_settings({}) == Settings()
+    assert QueueSettings.from_env({}) == QueueSettings()
+    assert JobSettings.from_env({}) == JobSettings()
+    assert HistorySettings.from_env({}) == HistorySettings()
+
+
+@pytest.mark.parametrize("var", INTS, ids=lambda v: v.name)
+def test_declared_integer_defaults_are_within_their_bounds(var) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(var.default, int)
+    assert var.low <= var.default and (var.high is None or var.default <= var.high)
+    assert _Reader({}).integer(var.name) == var.default
+
+
+@given(
+    var=st.sampled_from(INTS),
+    value=st.integers(min_value=-(2**70), max_value=2**70),
+    padding=st.sampled_from(["", " ", "\t", "\n "]),
+)
+def test_integers_are_accepted_within_bounds_and_refused_naming_the_variable(
+    var, value: int, padding: str
+) -> None:  # type: ignore[no-untyped-def]
+    reader = _Reader({var.name: f"{padding}{value}{padding}"})
+    inside = value >= var.low and (var.high is None or value <= var.high)
+    if inside:
+        assert reader.integer(var.name) == value
+    else:
+        with pytest.raises(ConfigurationError, match=var.name):
+            reader.integer(var.name)
+
+
+@given(
+    var=st.sampled_from(INTS),
+    raw=st.text(
+        alphabet=st.characters(blacklist_categories=("Nd",), codec=None), min_size=1
+    ).filter(lambda s: s.strip() != ""),
+)
+def test_a_non_integer_is_refused_naming_the_variable(var, raw: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigurationError, match=var.name):
+        _Reader({var.name: raw}).integer(var.name)

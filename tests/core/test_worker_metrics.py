@@ -2,7 +2,7 @@
 Prometheus stores equals the number of requests sent, and stays so when the supervisor
 replaces a worker that died.
 
-Without otel_assist.worker_metrics each scrape reaches one worker, and Prometheus stores
+Without otel_assist.metrics.workers each scrape reaches one worker, and Prometheus stores
 that worker's count (set OTEL_ASSIST_METRICS_DIR=off to see it).
 """
 
@@ -141,7 +141,7 @@ def test_prometheus_stores_every_workers_requests_across_a_worker_restart(
 
 
 def test_merge_rules() -> None:
-    from otel_assist.worker_metrics import merge, render
+    from otel_assist.metrics.workers import merge, render
 
     own = [
         ("requests", "counter", "d", [("requests_total", (("route", "/a"),), 2.0),

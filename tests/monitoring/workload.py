@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import otel_assist
-from otel_assist import metrics
+from otel_assist.metrics import instruments as metrics
 
 TICK = 0.2
 
@@ -54,7 +54,7 @@ def run_rest_service(faults: Faults, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from otel_assist.asgi import TelemetryMiddleware
+    from otel_assist.web.asgi import TelemetryMiddleware
 
     log = otel_assist.get_logger("rest_service")
 

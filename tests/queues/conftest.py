@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_assist import metrics
+from otel_assist.metrics import instruments as metrics
 from tests import servers
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ import time
 import redis.asyncio as aredis
 
 import otel_assist
-from otel_assist import history
+from otel_assist.history import shipper as history
 from otel_assist.queues import QueueProducer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from otel_assist import queue_envelope as qe
+from otel_assist.queues import envelope as qe
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -61,7 +61,7 @@ def test_rest_service_reads_our_enqueued_at() -> None:
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from otel_assist import history_wire as wire  # noqa: E402
+from otel_assist.history import wire  # noqa: E402
 
 NASTY_TEXT = st.one_of(
     st.text(),

@@ -16,10 +16,11 @@ import redis.asyncio as aredis
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_assist.correlation import correlation_scope
-from otel_assist.history import HistorySettings, HistoryShipper
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
 from otel_assist.jobs import track_scheduler
 from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from tests import servers
+from tests.polling import poll
 from tests.queues.conftest import REPO, TOKEN, MetricView, RestService, subprocess_env
 
 
@@ -34,15 +35,6 @@ def settings_for(svc: RestService, **kw: object) -> HistorySettings:
     }
     base.update(kw)
     return HistorySettings(**base)  # type: ignore[arg-type]
-
-
-def wait_for(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_queue_and_job_events_arrive_with_payload_capture(
@@ -260,8 +252,8 @@ def test_producer_restarted_mid_outage_with_spool_loses_nothing(
                 raise AssertionError(f"producer died: {second.communicate()[1].decode()[-2000:]}")
             return rest_service.count(f"select count(*) from queue_message_logs where {q}") >= 2000
 
-        wait_for(all_stored, 60, "all pushes in Postgres")
-        wait_for(lambda: not any(spool.glob("*.jsonl")), 30, "spool drained")
+        poll(all_stored, 60, "all pushes in Postgres")
+        poll(lambda: not any(spool.glob("*.jsonl")), 30, "spool drained")
     finally:
         second.send_signal(signal.SIGTERM)
         second.communicate(timeout=30)

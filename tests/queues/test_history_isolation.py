@@ -22,7 +22,7 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_assist.history import HistoryShipper, Spool
+from otel_assist.history.shipper import HistoryShipper, Spool
 from tests.queues.conftest import MetricView, RestService
 from tests.queues.test_history import settings_for
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.polling import poll
 from tests.queues.conftest import REPO, TOKEN, RestService, subprocess_env
-from tests.queues.test_history import wait_for
 
 OUTAGE_S = 30.0
 #: The bound the assertion allows: the 200 ms write interval, one write (serialise,
@@ -71,13 +71,13 @@ def test_sigkill_mid_stream_with_rest_service_down_loses_at_most_the_write_windo
     down_at = time.monotonic()
     try:
         first = Producer(env, redis_server.url, queue_name, 0)
-        wait_for(lambda: len(first.acked) > 2000, 60, "the first producer to push")
+        poll(lambda: len(first.acked) > 2000, 60, "the first producer to push")
         killed_at = time.time()
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(timeout=10)
         first.reader.join(10)
         second = Producer(env, redis_server.url, queue_name, 500)
-        wait_for(second.done.is_set, 60, "the second producer to push")
+        poll(second.done.is_set, 60, "the second producer to push")
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
     finally:
         rest_service.process.start()
@@ -85,8 +85,8 @@ def test_sigkill_mid_stream_with_rest_service_down_loses_at_most_the_write_windo
     q = f"queue_name = '{queue_name}' and direction = 'push'"
     sent = {**first.acked, **second.acked}
     try:
-        wait_for(lambda: not any(spool.glob("*.jsonl")), 90, "the spool to drain")
-        wait_for(lambda: rest_service.count(f"select count(*) from queue_message_logs where {q}")
+        poll(lambda: not any(spool.glob("*.jsonl")), 90, "the spool to drain")
+        poll(lambda: rest_service.count(f"select count(*) from queue_message_logs where {q}")
                  >= len(second.acked), 30, "the second producer's events")  # fmt: skip
     finally:
         second.proc.send_signal(signal.SIGTERM)

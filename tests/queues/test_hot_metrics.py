@@ -7,8 +7,8 @@ import random
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_assist import metrics
-from otel_assist.hot_metrics import HotPath
+from otel_assist.metrics import instruments as metrics
+from otel_assist.metrics.hot import HotPath
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> list[tuple[object, ...]]:
@@ -63,7 +63,7 @@ def test_replay_equals_direct_recording() -> None:
 
 
 def test_the_fast_path_applies_to_catalog_histograms() -> None:
-    from otel_assist.hot_metrics import _targets
+    from otel_assist.metrics.hot import _targets
 
     reader = InMemoryMetricReader()
     cat = metrics.Catalog(MeterProvider(metric_readers=[reader]).get_meter("t"))

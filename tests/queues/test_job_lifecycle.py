@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,11 +30,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from otel_assist.asgi import instrument_app
-from otel_assist.history import HistorySettings, HistoryShipper
-from otel_assist.jobs import RUN_STATUSES, JobTracker, track_scheduler
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
+from otel_assist.jobs import RUN_STATUSES, JobTracker, SweepNow, track_scheduler
 from otel_assist.testing import Capture
+from otel_assist.web.asgi import instrument_app
 from tests import servers
+from tests.polling import poll_async
 from tests.queues.conftest import REPO, TOKEN, subprocess_env
 
 JOB_TYPE = "lifecycle"
@@ -66,17 +67,8 @@ class SteppedClock:
         return time.time()
 
 
-async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def sweep_now(tracker: JobTracker) -> None:
-    tracker.put("sweep")
+    tracker.put(SweepNow())
     assert tracker.wait_idle()
 
 
@@ -116,7 +108,7 @@ async def drive_runs(
     log_lines: list[str] = []
 
     async def ok() -> None:
-        from otel_assist.logs import get_logger
+        from otel_assist.logs.configure import get_logger
 
         get_logger("lifecycle.job").info("the job's own line")
         log_lines.append("ok")
@@ -168,10 +160,12 @@ async def drive_runs(
         await asyncio.sleep(0.02)
     for name in ("slow_ok", "slow_fail", "overlap"):
         gates[name].set()
-    await until(lambda: tracker.wait_idle() and len(tracker.running) == 1, "three runs ending")
+    await poll_async(
+        lambda: tracker.wait_idle() and len(tracker.running) == 1, 20.0, "three runs ending"
+    )
     # A normal shutdown: AsyncIOExecutor cancels the run still in flight.
     scheduler.shutdown()
-    await until(lambda: tracker.wait_idle() and not tracker.running, "the cancelled run")
+    await poll_async(lambda: tracker.wait_idle() and not tracker.running, 20.0, "the cancelled run")
     sweep_now(tracker)
     assert log_lines == ["ok"]
 
@@ -350,7 +344,7 @@ async def test_every_view_counts_the_same_runs(
 
 def test_the_lifecycle_table_is_the_code() -> None:
     """docs/job-lifecycle.md lists every status the code knows, and only alerts that exist."""
-    from otel_assist.metrics import JOB_STATUSES
+    from otel_assist.metrics.instruments import JOB_STATUSES
     from rest_service.models import JobStatus
 
     doc = (REPO / "docs" / "job-lifecycle.md").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -13,20 +13,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_assist.correlation import get_correlation_id
-from otel_assist.history import HistorySettings, HistoryShipper
-from otel_assist.jobs import JobTracker, default_tracker, track_scheduler, tracked_job
+from otel_assist.history.shipper import HistorySettings, HistoryShipper
+from otel_assist.jobs import JobTracker, SweepNow, default_tracker, track_scheduler, tracked_job
+from tests.polling import poll
 from tests.queues.conftest import MetricView
 
 NO_HISTORY = HistoryShipper(HistorySettings())
-
-
-def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 @pytest.fixture
@@ -51,7 +43,7 @@ def test_each_run_has_its_own_correlation_id_and_is_counted(
     scheduler.add_job(lambda: seen.append(get_correlation_id()), "interval", seconds=0.1,
                       id="report_1")  # fmt: skip
     scheduler.start()
-    until(lambda: len(seen) >= 3, what="three runs")
+    poll(lambda: len(seen) >= 3, what="three runs")
     scheduler.shutdown(wait=True)
     assert tracker.wait_idle()
     assert all(seen) and len(set(seen)) == len(seen)
@@ -76,8 +68,8 @@ def test_consecutive_failures_rise_and_reset(
     scheduler.add_job(flaky, "interval", seconds=0.15, id="sync_calendar")
     scheduler.start()
     gauge = lambda: metric_view.value("cron_job_consecutive_failures", job_type="sync_calendar")  # noqa: E731
-    until(lambda: gauge() == 3, what="three failures in a row")
-    until(lambda: calls["n"] >= 4 and tracker.wait_idle() and gauge() == 0, what="reset")
+    poll(lambda: gauge() == 3, what="three failures in a row")
+    poll(lambda: calls["n"] >= 4 and tracker.wait_idle() and gauge() == 0, what="reset")
     scheduler.shutdown(wait=True)
     assert metric_view.value("cron_jobs", job_type="sync_calendar", status="failed") == 3
     assert tracker.consecutive["sync_calendar"] == 0
@@ -97,7 +89,7 @@ class SteppedClock:
 
 
 def sweep_now(tracker: JobTracker) -> None:
-    tracker.put("sweep")
+    tracker.put(SweepNow())
     assert tracker.wait_idle()
 
 
@@ -120,7 +112,7 @@ def test_stuck_run_is_reported_once_and_stays_timed_out(
     assert over() == 1
     assert metric_view.value("cron_jobs", job_type="extract", status="timed_out") == 1
     release.set()
-    until(lambda: tracker.wait_idle() and not tracker.running, what="the run finished")
+    poll(lambda: tracker.wait_idle() and not tracker.running, what="the run finished")
     sweep_now(tracker)
     assert over() == 0
     # One run, one count: it finished, but it is still the timed-out run.
@@ -138,7 +130,7 @@ def test_overlap_is_counted_as_skipped(
     scheduler.add_job(lambda: time.sleep(0.7), "interval", seconds=0.1, id="digest",
                       max_instances=1)  # fmt: skip
     scheduler.start()
-    until(lambda: metric_view.value("cron_jobs", job_type="digest", status="skipped") >= 3,
+    poll(lambda: metric_view.value("cron_jobs", job_type="digest", status="skipped") >= 3,
           what="skipped runs")  # fmt: skip
     scheduler.shutdown(wait=True)
     assert tracker.wait_idle()
@@ -153,7 +145,7 @@ def test_missed_while_the_scheduler_is_paused(
     scheduler.add_job(lambda: ran.append(time.time()), "interval", seconds=0.2,
                       id="reminder_42")  # fmt: skip
     scheduler.start()
-    until(lambda: len(ran) >= 1, what="first run")
+    poll(lambda: len(ran) >= 1, what="first run")
     scheduler.pause()
     time.sleep(1.5)
     missed = metric_view.value("cron_jobs", job_type="reminder", status="missed")
@@ -178,7 +170,7 @@ def test_submitted_but_never_started_is_missed_once(metric_view: MetricView) -> 
               max_instances=20)  # fmt: skip
     s.start()
     try:
-        until(lambda: metric_view.value("cron_jobs", job_type="victim", status="missed") >= 2,
+        poll(lambda: metric_view.value("cron_jobs", job_type="victim", status="missed") >= 2,
               what="victim runs missed")  # fmt: skip
         time.sleep(1.5)
         release.set()
@@ -244,7 +236,7 @@ def test_persistent_job_store_runs_are_counted_from_apscheduler_events(
     s.add_job(persistent_job, "interval", seconds=0.1, id="stored_1")
     s.start()
     try:
-        until(lambda: metric_view.value("cron_jobs", job_type="stored", status="completed") >= 2,
+        poll(lambda: metric_view.value("cron_jobs", job_type="stored", status="completed") >= 2,
               what="runs from a persistent store")  # fmt: skip
     finally:
         s.shutdown(wait=True)

@@ -6,29 +6,27 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import orjson
 import pytest
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from otel_assist import redis_client, redis_metrics
 from otel_assist.correlation import correlation_scope, get_correlation_id
-from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings, sample_once
+from otel_assist.metrics import redis as redis_metrics
+from otel_assist.queues import (
+    Message,
+    QueueConsumer,
+    QueueProducer,
+    QueueSettings,
+    redis_client,
+    sample_once,
+)
 from tests import servers
+from tests.polling import poll_async
 from tests.queues.conftest import REPO, MetricView, subprocess_env
 
 NO_HISTORY = QueueSettings(history=False, block_timeout_s=0.2, sample_interval_s=0.1)
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 async def test_correlation_id_travels_to_the_consumer_process_logs(
@@ -151,10 +149,10 @@ async def test_garbage_is_counted_dead_lettered_and_the_consumer_survives(
 
     consumer = QueueConsumer(client, queue_name, handler, dead_letter=dead, settings=NO_HISTORY)
     task = asyncio.create_task(consumer.run())
-    await until(lambda: len(handled) == 2, what="legacy + good message handled")
+    await poll_async(lambda: len(handled) == 2, what="legacy + good message handled")
     await producer.push({"boom": True})
     await producer.push({"after": "boom"})
-    await until(lambda: len(handled) == 4, what="consumer alive after a handler error")
+    await poll_async(lambda: len(handled) == 4, what="consumer alive after a handler error")
     consumer.stop()
     await asyncio.wait_for(task, 5)
 
@@ -202,7 +200,7 @@ async def test_redis_down_push_raises_and_is_counted_consumer_reconnects(
     consumer = QueueConsumer(client, queue_name, handler, settings=settings)
     task = asyncio.create_task(consumer.run())
     await producer.push({"n": 1})
-    await until(lambda: len(handled) == 1, what="first message")
+    await poll_async(lambda: len(handled) == 1, what="first message")
 
     own_redis.process.stop()
     with pytest.raises((RedisConnectionError, OSError)):
@@ -210,14 +208,14 @@ async def test_redis_down_push_raises_and_is_counted_consumer_reconnects(
     errors = [a for a, _ in metric_view.points("queue_errors") if a.get("direction") == "push"]
     assert errors and errors[0]["queue_name"] == queue_name
     assert metric_view.value("queue_errors", queue_name=queue_name, direction="push") == 1
-    await until(lambda: not consumer.connected, what="consumer notices the outage")
+    await poll_async(lambda: not consumer.connected, what="consumer notices the outage")
     await asyncio.sleep(1.0)  # several backoff rounds while Redis is down
     assert not task.done()
 
     own_redis.process.start()
-    await until(lambda: consumer.connected, timeout=15, what="consumer reconnects")
+    await poll_async(lambda: consumer.connected, timeout=15, what="consumer reconnects")
     await producer.push({"n": 3})
-    await until(lambda: len(handled) == 2, timeout=10, what="message after the outage")
+    await poll_async(lambda: len(handled) == 2, timeout=10, what="message after the outage")
     assert handled[-1].payload == {"n": 3}
     assert metric_view.value("queue_errors", queue_name=queue_name, direction="pop") >= 1
     consumer.stop()
@@ -284,7 +282,7 @@ async def test_sync_producer_from_a_tracked_cron_job_carries_the_run_correlation
     import redis as sync_redis
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from otel_assist.history import HistorySettings, HistoryShipper
+    from otel_assist.history.shipper import HistorySettings, HistoryShipper
     from otel_assist.jobs import track_scheduler
     from otel_assist.queues import SyncQueueProducer
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from otel_assist.history import HistorySettings, HistoryShipper, Spool
+from otel_assist.history.shipper import HistorySettings, HistoryShipper, Spool
 from tests import servers
 from tests.queues.conftest import REPO
 
@@ -15,7 +15,7 @@ from tests.queues.conftest import REPO
 # prints how many lines it got, deletes what it claimed.
 _REPLAY = """
 import sys
-from otel_assist.history import Spool
+from otel_assist.history.shipper import Spool
 spool = Spool(sys.argv[1], max_bytes=10**6, segment_bytes=10**6)
 got = 0
 for seg in spool.segments():

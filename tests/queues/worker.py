@@ -16,8 +16,8 @@ import sys
 import redis.asyncio as aredis
 
 import otel_assist
-from otel_assist import history
 from otel_assist.correlation import correlation_scope
+from otel_assist.history import shipper as history
 from otel_assist.queues import Message, QueueConsumer, QueueProducer
 
 

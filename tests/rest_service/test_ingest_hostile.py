@@ -255,9 +255,9 @@ def test_ingest_routes_never_5xx_and_422_names_the_field(
 
 
 def test_the_job_event_kinds_are_the_wire_schemas() -> None:
-    """One vocabulary: a kind the tracker ships (otel_assist.history_wire) is one rest_service
+    """One vocabulary: a kind the tracker ships (otel_assist.history.wire) is one rest_service
     accepts, and no other (a new status added on one side only was dead-lettered)."""
-    from otel_assist import history_wire
+    from otel_assist.history import wire as history_wire
     from rest_service.schemas import JobEventKind
 
     assert {k.value for k in JobEventKind} == set(history_wire.JOB_KINDS)
@@ -272,7 +272,7 @@ def test_correlation_ids_outside_the_charset_are_refused_at_ingest(
     r = live.post(f"{QUEUE}/batch", json={"events": [queue_event(correlation_id=bad)]})
     assert r.status_code == 422, r.text
     assert ["body", "events", 0, "correlation_id"] in [e["loc"] for e in r.json()["detail"]]
-    from otel_assist import history_wire
+    from otel_assist.history import wire as history_wire
 
     cleaned = history_wire.clean("queue", queue_event(correlation_id=bad), now_ts=time.time())
     assert cleaned.event is not None and "correlation_id" not in cleaned.event

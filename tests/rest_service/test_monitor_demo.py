@@ -1,4 +1,4 @@
-"""The demo's cron monitors (otel_assist/demo/cron.py): a subprocess check-in job over
+"""The demo's cron monitors (otel_assist_demo/cron.py): a subprocess check-in job over
 HTTP, and a tracked scheduler stopped mid-demo whose next run rest_service marks missed,
 visible on the admin Monitors page and in /metrics while the demo runs."""
 

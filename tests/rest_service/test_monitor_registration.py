@@ -17,8 +17,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from otel_assist.history import HistorySettings
-from otel_assist.monitors import MonitorRegistrar, monitor_spec, slug_for
+from otel_assist.history.shipper import HistorySettings
+from otel_assist.jobs.monitors import MonitorRegistrar, monitor_spec, slug_for
 from rest_service.monitor_schemas import SLUG_PATTERN, MonitorCreate
 from tests import servers
 from tests.rest_service.conftest import TOKEN

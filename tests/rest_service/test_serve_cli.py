@@ -50,7 +50,7 @@ def test_help_shows_defaults_and_descriptions_without_markup(tmp_path: Path) -> 
         assert option in serve_help and f"(default: {default})" in serve_help, serve_help
     assert "address to listen on" in serve_help
     top = subprocess.run(
-        [sys.executable, "-m", "otel_assist.cli", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "otel_assist_demo.cli", "--help"], capture_output=True, text=True
     ).stdout
     assert "demo" in top and "``" not in top
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from otel_assist.metrics import record_memory_operation
+from otel_assist.metrics.instruments import record_memory_operation
 from rest_service.api.deps import DbDep, IngestAuth, ReadAuth
 from rest_service.api.errors import ERROR_RESPONSES
 from rest_service.core.errors import NotFoundError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import otel_assist
-from otel_assist.asgi import instrument_app
+from otel_assist.web.asgi import instrument_app
 
 otel_assist.configure("core_test_app")
 

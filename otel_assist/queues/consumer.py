@@ -1,0 +1,329 @@
+"""The instrumented queue consumer: BRPOP from a Redis list (``redis.asyncio``), the message
+with its producer's baggage attached, the handler timed and counted.
+
+**consume** BRPOPs, classifies the element (envelope, legacy, invalid, too large), records
+the wait time (dequeue - enqueue), attaches the message's baggage so every log line of the
+handler carries the producer's correlation_id, times the handler and counts
+``messages_processed_total{source,status}``. Garbage is counted in
+``queue_invalid_messages_total`` and moved to a dead-letter list or handed on raw; the loop
+survives handler exceptions and reconnects with backoff when Redis goes away. A consumer
+also starts the queue's length sampler (:mod:`otel_assist.queues.sampler`) unless told not
+to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import baggage, context
+
+from otel_assist.extras import MissingExtraError
+
+try:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ModuleNotFoundError as exc:  # one line naming the extra, not "No module named"
+    raise MissingExtraError("otel_assist.queues", "queues", (exc.name or "redis",)) from None
+
+from otel_assist.correlation import (
+    BAGGAGE_KEY,
+    context_from_baggage_header,
+    context_with_correlation_id,
+    get_correlation_id,
+    is_valid,
+    new_correlation_id,
+)
+from otel_assist.event_types import LogEventType, emit
+from otel_assist.history.payload import queue_pop_event
+from otel_assist.history.shipper import HistoryShipper, shipper_for
+from otel_assist.logs.configure import get_logger
+from otel_assist.metrics import instruments as metrics
+from otel_assist.metrics.hot import hot_path
+from otel_assist.queues import envelope as qe
+from otel_assist.queues.instruments import _count_error, _Instruments
+from otel_assist.queues.sampler import sample_forever
+from otel_assist.settings import QueueSettings
+
+_log = get_logger("otel_assist.queues")
+_PREFIX = BAGGAGE_KEY + "="
+_EMPTY = context.Context()
+
+
+def _context_for(header: str | None) -> context.Context:
+    """Inverse of :func:`_header_for`, with the same fast path; always holds an id."""
+    if header and header.startswith(_PREFIX):
+        value = header[len(_PREFIX) :]
+        if is_valid(value):
+            return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY)
+    ctx = context_from_baggage_header(header)
+    if get_correlation_id(ctx) is None:
+        ctx = context_with_correlation_id(new_correlation_id(), ctx)
+    return ctx
+
+
+@dataclass(slots=True)
+class Message:
+    """One dequeued element. ``invalid_reason`` is None for a valid envelope, else
+    legacy / invalid_json / invalid_envelope / too_large (``payload`` is then the parsed
+    JSON for legacy and invalid_envelope, the raw bytes otherwise)."""
+
+    queue_name: str
+    payload: Any
+    raw: bytes
+    dequeued_at: float
+    id: str | None = None
+    type: str = "message"
+    source: str | None = None
+    user_id: int | None = None
+    enqueued_at: float | None = None
+    baggage: str | None = None
+    invalid_reason: str | None = None
+    _ctx: context.Context | None = None
+
+    @property
+    def wait_s(self) -> float | None:
+        if self.enqueued_at is None:
+            return None
+        return max(0.0, self.dequeued_at - self.enqueued_at)
+
+    def context(self) -> context.Context:
+        """The producer's baggage (a fresh correlation_id when the message had none);
+        parsed once per message."""
+        if self._ctx is None:
+            self._ctx = _context_for(self.baggage)
+        return self._ctx
+
+    @property
+    def correlation_id(self) -> str | None:
+        return get_correlation_id(self.context())
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[str]:
+        """Attach the message's baggage for a block; yields its correlation_id."""
+        ctx = self.context()
+        token = context.attach(ctx)
+        try:
+            yield get_correlation_id(ctx) or ""
+        finally:
+            context.detach(token)
+
+
+Handler = Callable[[Message], Awaitable[Any]]
+
+
+class QueueConsumer:
+    """BRPOP messages from one Redis list and hand them to ``handler`` with their baggage
+    attached. ``run()`` is the loop; ``get()`` + ``process()`` are the parts for callers
+    with their own loop."""
+
+    def __init__(
+        self,
+        redis: Any,
+        queue_name: str,
+        handler: Handler | None = None,
+        *,
+        source: str | None = None,
+        dead_letter: str | None = None,
+        shipper: HistoryShipper | None = None,
+        settings: QueueSettings | None = None,
+        sample: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+        self.handler = handler
+        self.source = source
+        self.settings = settings or QueueSettings.from_env()
+        suffix = self.settings.dead_letter_suffix
+        self.dead_letter = dead_letter or (queue_name + suffix if suffix else None)
+        self.shipper = shipper_for(shipper, self.settings.history)
+        self.sample = sample
+        self._m = _Instruments(queue_name)
+        self._stopping = asyncio.Event()
+        self.connected = True
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def get(self, block_s: float | None = None) -> Message | None:
+        """BRPOP one element (None on timeout or when it was dead-lettered)."""
+        block = self.settings.block_timeout_s if block_s is None else block_s
+        reply = await self.redis.brpop([self.queue_name], timeout=block)
+        if reply is None:
+            return None
+        raw = reply[1]
+        if isinstance(raw, str):
+            raw = raw.encode()
+        return await self._accept(raw)
+
+    async def _accept(self, raw: bytes) -> Message | None:
+        now = time.time()
+        m = self._m.refresh()
+        hot_path.add(m.messages, m.pop_attrs)
+        decoded = qe.decode(raw, self.settings.max_message_bytes)
+        env = decoded.envelope
+        if env is not None:
+            msg = Message(
+                self.queue_name,
+                env.payload,
+                raw,
+                now,
+                env.id,
+                env.type,
+                env.source,
+                env.user_id,
+                env.enqueued_at,
+                env.baggage,
+            )
+            hot_path.record(m.wait, m.queue_attrs, max(0.0, now - env.enqueued_at))
+        else:
+            reason = decoded.reason or "invalid_json"
+            metrics.catalog()["queue_invalid_messages"].add(
+                1, queue_name=self.queue_name, reason=reason
+            )
+            data = decoded.data if reason in ("legacy", "invalid_envelope") else raw
+            mtype = "legacy" if reason == "legacy" else "invalid"
+            if isinstance(data, dict) and isinstance(data.get("type"), str):
+                mtype = data["type"][:64] or mtype
+            msg = Message(self.queue_name, data, raw, now, type=mtype, invalid_reason=reason)
+        self._history_pop(msg)
+        if msg.invalid_reason not in (None, "legacy"):
+            _log.warning(
+                "invalid queue message",
+                event_type="queue_pop",
+                queue_name=self.queue_name,
+                reason=msg.invalid_reason,
+                size_bytes=len(raw),
+                dead_letter=self.dead_letter,
+            )
+            if self.dead_letter:
+                await self._dead_letter(raw)
+                return None
+        return msg
+
+    async def _dead_letter(self, raw: bytes) -> None:
+        try:
+            await self.redis.lpush(self.dead_letter, raw)
+        except RedisError as exc:
+            _count_error(self.dead_letter or self.queue_name, "push", exc)
+            _log.error("dead-letter push failed", queue_name=self.dead_letter, error=repr(exc))
+
+    def _history_pop(self, msg: Message) -> None:
+        if self.shipper is None:
+            return
+        raw: bytes | None = None
+        if msg.invalid_reason is not None:
+            # An envelope's payload is stored once, on its push row; a message from an
+            # uninstrumented producer has no push row, so its pop row keeps the payload.
+            raw = msg.raw if msg.invalid_reason != "too_large" else msg.raw[:65536]
+        self.shipper.submit(
+            "queue",
+            queue_pop_event(
+                event_id=(msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
+                message_id=msg.id,
+                queue_name=self.queue_name,
+                message_type=msg.type,
+                source=msg.source,
+                user_id=msg.user_id,
+                correlation_id=msg.correlation_id,
+                enqueued_at=msg.enqueued_at,
+                dequeued_at=msg.dequeued_at,
+                raw=raw,
+            ),
+        )
+
+    async def process(self, msg: Message, handler: Handler | None = None) -> bool:
+        """Run the handler with the message's baggage attached. Returns True on success;
+        a handler exception is logged and counted, never raised (the loop goes on)."""
+        handler = handler or self.handler
+        if handler is None:
+            raise ValueError("QueueConsumer.process needs a handler")
+        m = self._m.refresh()
+        source = msg.source or self.source or "unknown"
+        token = context.attach(msg.context())
+        start = time.perf_counter()
+        status = "success"
+        try:
+            emit(
+                _log,
+                LogEventType.QUEUE_POP,
+                "queue pop",
+                queue_name=self.queue_name,
+                message_id=msg.id,
+                message_type=msg.type,
+                source=msg.source,
+                user_id=msg.user_id,
+                wait_ms=None if msg.wait_s is None else round(msg.wait_s * 1000, 3),
+            )
+            await handler(msg)
+        except Exception as exc:
+            status = "error"
+            _log.error(
+                "queue message handler failed",
+                event_type="error",
+                queue_name=self.queue_name,
+                message_id=msg.id,
+                error=repr(exc),
+                exc_info=True,
+            )
+        finally:
+            elapsed = time.perf_counter() - start
+            context.detach(token)
+        hot_path.record(m.processing.raw, m.processing_attrs[status], elapsed)
+        hot_path.add(m.processed.raw, m.processed_attrs(source, status))
+        return status == "success"
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop` (or cancellation). Survives garbage, handler errors
+        and Redis outages (reconnects with exponential backoff and jitter)."""
+        sampler = (
+            asyncio.create_task(
+                sample_forever(self.redis, [self.queue_name], self.settings.sample_interval_s)
+            )
+            if self.sample
+            else None
+        )
+        delay = self.settings.reconnect_initial_s
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msg = await self.get()
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    if self.connected:
+                        _log.warning(
+                            "redis unavailable; consumer retrying",
+                            queue_name=self.queue_name,
+                            error=repr(exc),
+                        )
+                    _count_error(self.queue_name, "pop", exc)
+                    self.connected = False
+                    await self._sleep(delay / 2 + random.uniform(0, delay / 2))
+                    delay = min(self.settings.reconnect_max_s, delay * 2)
+                    continue
+                except RedisError as exc:  # e.g. WRONGTYPE: the key is not a list
+                    _count_error(self.queue_name, "pop", exc)
+                    _log.error("queue pop failed", queue_name=self.queue_name, error=repr(exc))
+                    await self._sleep(delay)
+                    delay = min(self.settings.reconnect_max_s, delay * 2)
+                    continue
+                if not self.connected:
+                    _log.info("redis reachable again; consumer resumed", queue_name=self.queue_name)
+                    self.connected = True
+                delay = self.settings.reconnect_initial_s
+                if msg is not None and self.handler is not None:
+                    await self.process(msg)
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sampler
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)

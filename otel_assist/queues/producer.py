@@ -1,0 +1,180 @@
+"""The instrumented queue producer: LPUSH of enveloped messages onto a Redis list
+(``redis.asyncio``; ``SyncQueueProducer`` pushes with a sync ``redis.Redis``).
+
+The oldest message is therefore at index -1. Three lines instrument a service::
+
+    producer = QueueProducer(redis, "to_secretary", source="telegram")
+    await producer.push({"text": "hi"}, type="human", user_id=42)
+    await QueueConsumer(redis, "to_secretary", handle).run()
+
+**push** wraps the payload in the envelope (:mod:`otel_assist.queues.envelope`) with the
+current baggage (the header string is cached per context object, contexts being
+immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` (per-message
+measurements go through :mod:`otel_assist.metrics.hot`, off the request path) and hands a
+history event to the shipper (a deque append). A Redis error propagates to the caller
+unchanged and is counted in ``queue_errors_total``. The producer only calls ``lpush`` on
+the client it is given, so it imports nothing from redis-py itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from opentelemetry import baggage, context
+
+from otel_assist.correlation import (
+    BAGGAGE_KEY,
+    baggage_header,
+    context_with_correlation_id,
+    get_correlation_id,
+    is_valid,
+    new_correlation_id,
+)
+from otel_assist.event_types import LogEventType, emit
+from otel_assist.history.payload import queue_push_event
+from otel_assist.history.shipper import HistoryShipper, shipper_for
+from otel_assist.logs.configure import get_logger
+from otel_assist.metrics.hot import hot_path
+from otel_assist.queues import envelope as qe
+from otel_assist.queues.instruments import _count_error, _Instruments
+from otel_assist.settings import QueueSettings
+
+_log = get_logger("otel_assist.queues")
+_UNSET: Any = object()
+_PREFIX = BAGGAGE_KEY + "="
+
+
+def _header_for(ctx: context.Context, cid: str) -> str | None:
+    """W3C baggage header of ``ctx``. Fast path for the usual case, baggage holding only a
+    valid correlation_id (no escaping needed); anything else goes through the propagator."""
+    entries = baggage.get_all(ctx)
+    if len(entries) == 1 and entries.get(BAGGAGE_KEY) == cid and is_valid(cid):
+        return _PREFIX + cid
+    return baggage_header(ctx)
+
+
+class QueueProducer:
+    """LPUSH enveloped messages onto one Redis list (``redis.asyncio.Redis``)."""
+
+    def __init__(
+        self,
+        redis: Any,
+        queue_name: str,
+        *,
+        source: str | None = None,
+        shipper: HistoryShipper | None = None,
+        settings: QueueSettings | None = None,
+    ) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+        self.source = source
+        self.settings = settings or QueueSettings.from_env()
+        self.shipper = shipper_for(shipper, self.settings.history)
+        self._m = _Instruments(queue_name)
+        self._ctx: Any = _UNSET
+        self._header: str | None = None
+        self._cid = ""
+
+    def _baggage(self) -> tuple[str | None, str]:
+        """The current baggage header and correlation_id, cached per context object
+        (contexts are immutable, so the same object always yields the same header)."""
+        ctx = context.get_current()
+        if ctx is self._ctx:
+            return self._header, self._cid
+        cid = get_correlation_id(ctx)
+        if cid is None:
+            # Every message carries an id so producer and consumer rows pair up; a context
+            # without one gets a fresh id per message (not cached).
+            cid = new_correlation_id()
+            return _header_for(context_with_correlation_id(cid, ctx), cid), cid
+        self._ctx, self._header, self._cid = ctx, _header_for(ctx, cid), cid
+        return self._header, cid
+
+    def _prepare(
+        self, payload: Any, type: str, user_id: int | None, source: str | None
+    ) -> tuple[qe.Envelope, bytes, str]:
+        header, cid = self._baggage()
+        env = qe.Envelope(
+            id=qe.new_message_id(),
+            enqueued_at=time.time(),
+            payload=payload,
+            type=type,
+            source=source or self.source,
+            user_id=user_id,
+            baggage=header,
+        )
+        return env, env.encode(), cid
+
+    def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
+        m = self._m.refresh()
+        hot_path.add(m.messages, m.push_attrs)
+        emit(
+            _log,
+            LogEventType.QUEUE_PUSH,
+            "queue push",
+            queue_name=self.queue_name,
+            message_id=env.id,
+            message_type=env.type,
+            source=env.source,
+            user_id=env.user_id,
+            correlation_id=cid,
+            size_bytes=len(data),
+        )
+        if self.shipper is not None:
+            self.shipper.submit(
+                "queue",
+                queue_push_event(
+                    message_id=env.id,
+                    queue_name=self.queue_name,
+                    message_type=env.type,
+                    source=env.source,
+                    user_id=env.user_id,
+                    correlation_id=cid,
+                    enqueued_at=env.enqueued_at,
+                    raw=data,
+                ),
+            )
+
+    async def push(
+        self,
+        payload: Any,
+        *,
+        type: str = "message",
+        user_id: int | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Enqueue one message and return its id. Redis errors propagate unchanged."""
+        env, data, cid = self._prepare(payload, type, user_id, source)
+        try:
+            await self.redis.lpush(self.queue_name, data)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                _count_error(self.queue_name, "push", exc)
+            raise
+        self._pushed(env, data, cid)
+        return env.id
+
+
+class SyncQueueProducer(QueueProducer):
+    """The same producer for a synchronous ``redis.Redis`` client (cron jobs on a
+    BackgroundScheduler, scripts): ``SyncQueueProducer(redis, "to_secretary").push(...)``."""
+
+    def push(  # type: ignore[override]
+        self,
+        payload: Any,
+        *,
+        type: str = "message",
+        user_id: int | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Enqueue one message and return its id. Redis errors propagate unchanged."""
+        env, data, cid = self._prepare(payload, type, user_id, source)
+        try:
+            self.redis.lpush(self.queue_name, data)
+        except Exception as exc:
+            _count_error(self.queue_name, "push", exc)
+            raise
+        self._pushed(env, data, cid)
+        return env.id
