@@ -12,7 +12,7 @@ What each side adds, and why it stays cheap:
 * **push** wraps the payload in the envelope (:mod:`otel_assist.queue_envelope`) with the
   current baggage (the header string is cached per context object, contexts being
   immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` (per-message
-  measurements go through :mod:`otel_assist.hot_metrics`, off the request path) and
+  measurements are pre-aggregated in plain Python, :mod:`otel_assist.preaggregation`) and
   hands a history event to the shipper (a deque append). A Redis
   error propagates to the caller unchanged and is counted in ``queue_errors_total``.
 * **consume** BRPOPs, classifies the element (envelope, legacy, invalid, too large),
@@ -61,7 +61,6 @@ from otel_assist.correlation import (
 )
 from otel_assist.event_types import LogEventType, emit
 from otel_assist.history import PAYLOAD_RAW_KEY, HistoryShipper, default_shipper
-from otel_assist.hot_metrics import hot_path
 from otel_assist.logs import get_logger
 from otel_assist.settings import _Reader
 
@@ -95,23 +94,14 @@ class QueueSettings:
 
 
 class _Instruments:
-    """One queue's instruments with attributes folded once; refreshed if configure()
-    installs a new catalog after the producer/consumer was built."""
+    """One queue's instruments with attributes folded once (the catalog is built once per
+    process, so these stay valid across configure())."""
 
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
-        self._catalog: metrics.Catalog | None = None
         self._processed: dict[tuple[str, str], dict[str, Any]] = {}
-        self._interned: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.refresh()
-
-    def refresh(self) -> _Instruments:
         cat = metrics.catalog()
-        if cat is self._catalog:
-            return self
-        self._catalog = cat
-        hot_path.ensure_registered(cat)
-        q = self.queue_name
+        q = queue_name
         self.messages = cat["queue_messages"].raw
         self.push_attrs = cat["queue_messages"].attributes(queue_name=q, direction="push")
         self.pop_attrs = cat["queue_messages"].attributes(queue_name=q, direction="pop")
@@ -123,18 +113,13 @@ class _Instruments:
             for status in ("success", "error")
         }
         self.processed = cat["messages_processed"]
-        self._processed = {}
-        self._interned = {}
-        return self
 
     def processed_attrs(self, source: str, status: str) -> dict[str, Any]:
-        """Folded attributes, one dict object per distinct folded value (the hot-path
-        buffer sums counters per dict identity)."""
+        """Folded attributes, cached per (source, status)."""
         key = (source, status)
         attrs = self._processed.get(key)
         if attrs is None:
-            folded = self.processed.attributes(source=source, status=status)
-            attrs = self._interned.setdefault(tuple(sorted(folded.items())), folded)
+            attrs = self.processed.attributes(source=source, status=status)
             if len(self._processed) < 10_000:
                 self._processed[key] = attrs
         return attrs
@@ -235,8 +220,8 @@ class QueueProducer:
         return env, env.encode(), cid
 
     def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
-        m = self._m.refresh()
-        hot_path.add(m.messages, m.push_attrs)
+        m = self._m
+        m.messages.add(1, m.push_attrs)
         emit(
             _log,
             LogEventType.QUEUE_PUSH,
@@ -408,8 +393,8 @@ class QueueConsumer:
 
     async def _accept(self, raw: bytes) -> Message | None:
         now = time.time()
-        m = self._m.refresh()
-        hot_path.add(m.messages, m.pop_attrs)
+        m = self._m
+        m.messages.add(1, m.pop_attrs)
         decoded = qe.decode(raw, self.settings.max_message_bytes)
         env = decoded.envelope
         if env is not None:
@@ -425,7 +410,7 @@ class QueueConsumer:
                 env.enqueued_at,
                 env.baggage,
             )
-            hot_path.record(m.wait, m.queue_attrs, max(0.0, now - env.enqueued_at))
+            m.wait.record(max(0.0, now - env.enqueued_at), m.queue_attrs)
         else:
             reason = decoded.reason or "invalid_json"
             metrics.catalog()["queue_invalid_messages"].add(
@@ -486,7 +471,7 @@ class QueueConsumer:
         handler = handler or self.handler
         if handler is None:
             raise ValueError("QueueConsumer.process needs a handler")
-        m = self._m.refresh()
+        m = self._m
         source = msg.source or self.source or "unknown"
         token = context.attach(msg.context())
         start = time.perf_counter()
@@ -517,8 +502,8 @@ class QueueConsumer:
         finally:
             elapsed = time.perf_counter() - start
             context.detach(token)
-        hot_path.record(m.processing.raw, m.processing_attrs[status], elapsed)
-        hot_path.add(m.processed.raw, m.processed_attrs(source, status))
+        m.processing.raw.record(elapsed, m.processing_attrs[status])
+        m.processed.raw.add(1, m.processed_attrs(source, status))
         return status == "success"
 
     async def run(self) -> None:
