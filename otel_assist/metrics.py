@@ -306,7 +306,7 @@ class AttributeFolder:
         for key, value in attributes.items():
             if value is None or key not in allowed:
                 continue
-            text = value if isinstance(value, str) else str(value)
+            text = value if isinstance(value, str) else _text(value)
             fixed = allowed[key]
             if fixed is not None:
                 out[key] = text if text in fixed else OTHER
@@ -314,7 +314,9 @@ class AttributeFolder:
             seen = self.seen[key]
             if text in seen or text == OTHER:  # folding twice gives the same result
                 out[key] = text
-            elif len(seen) < self.limit and 0 < len(text) <= 64:
+            elif len(seen) < self.limit and 0 < len(text) <= 64 and text.isprintable():
+                # isprintable: no control characters or lone surrogates in a label value
+                # (a surrogate cannot be encoded for /metrics or OTLP)
                 seen.add(text)
                 out[key] = text
             else:
@@ -329,11 +331,21 @@ class AttributeFolder:
             seen.clear()
 
 
-def _status_code(value: Any) -> int | str:
+def _text(value: Any) -> str:
     try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
+        return str(value)
+    except Exception:  # a value whose __str__ fails must not fail the caller
         return OTHER
+
+
+def _status_code(value: Any) -> int | str:
+    """An HTTP status code as the int the semantic conventions use; anything that is not
+    one (a huge int would not even fit OTLP's int64) is ``_other``."""
+    try:
+        code = int(value)
+    except Exception:
+        return OTHER
+    return code if 100 <= code <= 999 else OTHER
 
 
 class Instrument:

@@ -19,6 +19,10 @@ histogram: bucket count, count, sum, min, max) entirely under it, and a collecti
 every series under it, so a reader never sees a count that disagrees with its bucket
 counts or its sum.
 
+Keys: a call site's attribute mapping is looked up by its items, so values that compare
+equal (``1``, ``1.0``, ``True``) share the series of the first one seen, as they share an
+SDK series (the SDK keys by ``frozenset(attributes.items())``).
+
 Bounded: series are keyed by the *folded* attributes (the allowlist of
 :mod:`otel_assist.metrics`), so the series count is bounded by the allowlist; the
 call-site key cache in front of it is capped too. Values the SDK would refuse are dropped
@@ -105,7 +109,7 @@ class _Instrument(Generic[S]):
         """The series for a call site's attribute mapping (fast when seen before)."""
         try:
             return self._by_key[tuple(attributes.items()) if attributes else ()]
-        except (KeyError, TypeError):  # new, or an unhashable value (folded away below)
+        except Exception:  # new, or a value that cannot be hashed (folded away below)
             return self.series(attributes or {})
 
     def series(self, attributes: Attributes, key: Hashable | None = None) -> S:
@@ -116,7 +120,7 @@ class _Instrument(Generic[S]):
                 try:
                     key = tuple(attributes.items())
                     hash(key)
-                except TypeError:
+                except Exception:
                     key = None
             found = self._by_key.get(key) if key is not None else None
             if found is not None:
@@ -163,12 +167,19 @@ class Counter(_Instrument[_Series]):
     def _new(self, attributes: dict[str, Any]) -> _Series:
         return _Series(attributes)
 
+    def _valid(self, amount: float) -> bool:
+        return 0 <= amount < _INF  # also False for NaN
+
     def add(self, amount: float, attributes: Attributes | None = None) -> None:
-        self.add_in(self._lookup(attributes), amount)
+        if not self._valid(amount):  # before the lookup: a refused value creates no series
+            return
+        series = self._lookup(attributes)
+        with self._lock:
+            series.value += amount
 
     def add_in(self, series: _Series, amount: float) -> None:
         """Add to a series found with :meth:`series` / :meth:`keyed`."""
-        if not 0 <= amount < _INF:  # also False for NaN
+        if not self._valid(amount):
             return
         with self._lock:
             series.value += amount
@@ -205,11 +216,8 @@ class UpDownCounter(Counter):
     kind = "updown"
     monotonic = False
 
-    def add_in(self, series: _Series, amount: float) -> None:
-        if not -_INF < amount < _INF:
-            return
-        with self._lock:
-            series.value += amount
+    def _valid(self, amount: float) -> bool:
+        return -_INF < amount < _INF
 
 
 class LastValue(_Instrument[_Series]):
@@ -221,9 +229,9 @@ class LastValue(_Instrument[_Series]):
         return _Series(attributes)
 
     def set(self, value: float, attributes: Attributes | None = None) -> None:
-        series = self._lookup(attributes)
         if not -_INF < value < _INF:
             return
+        series = self._lookup(attributes)
         with self._lock:
             series.value = value
 
@@ -270,7 +278,8 @@ class ExplicitHistogram(_Instrument[_HistogramSeries]):
         return _HistogramSeries(attributes, len(self.boundaries))
 
     def record(self, value: float, attributes: Attributes | None = None) -> None:
-        self.record_in(self._lookup(attributes), value)
+        if 0 <= value < _INF:  # the SDK refuses negative values; NaN fails both tests
+            self.record_in(self._lookup(attributes), value)
 
     def record_in(self, series: _HistogramSeries, value: float) -> None:
         """Record into a series found with :meth:`series` / :meth:`keyed`."""
