@@ -42,8 +42,7 @@ class HttpServerMetrics:
         self, active: Any, method: str, route: str | None, status: int, seconds: float
     ) -> None:
         self._active.add_in(active, -1)
-        series = self._duration.keyed((method, route, status), _duration_attributes)
-        self._duration.record_in(series, seconds)
+        self._duration.record_keyed((method, route, status), _duration_attributes, seconds)
 
 
 def _method_attributes(method: Hashable) -> dict[str, Any]:
