@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -226,8 +227,10 @@ def test_any_attribute_set_records_within_the_allowlist(
     fixed = SPECS["queue_messages"].attributes["direction"]
     assert fixed is not None
     for i, attributes in enumerate(attribute_sets):
-        if i % 2:
+        if i % 3 == 1:
             counter.raw.add(1, attributes)
+        elif i % 3 == 2:  # a read-only Mapping that is not a dict
+            counter.raw.add(1, MappingProxyType(attributes))
         else:
             # (the helper's own parameter names cannot be attribute keywords)
             counter.add(1, **{k: v for k, v in attributes.items() if k not in ("amount", "self")})
