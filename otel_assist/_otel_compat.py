@@ -82,7 +82,17 @@ def _with_extra(data: MetricsData, extra: ScopedMetrics) -> MetricsData:
     first, *rest = data.resource_metrics
     scope_metrics = list(first.scope_metrics)
     for name, metrics in extra:
-        if metrics:
+        if not metrics:
+            continue
+        # Into the SDK's own scope of that name if there is one (configure()'s meter is
+        # "otel_assist" too): a scope appears once per resource, as the SDK emits it. With
+        # the scope repeated, the SDK's log_records series went missing in Prometheus
+        # behind the Collector (tests/monitoring/test_alerting_e2e.py failed).
+        for i, sm in enumerate(scope_metrics):
+            if sm.scope.name == name and not sm.scope.version and not sm.scope.schema_url:
+                scope_metrics[i] = replace(sm, metrics=[*sm.metrics, *metrics])
+                break
+        else:
             scope_metrics.append(ScopeMetrics(InstrumentationScope(name), list(metrics), ""))
     return MetricsData([replace(first, scope_metrics=scope_metrics), *rest])
 

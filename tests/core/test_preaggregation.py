@@ -138,6 +138,29 @@ def test_reset_starts_from_zero_and_keeps_call_site_dicts_valid() -> None:
     provider.shutdown()
 
 
+def test_a_scope_the_sdk_also_has_appears_once() -> None:
+    """configure()'s own meter is "otel_assist", the catalog's scope too: one scope entry
+    holds both (a repeated scope lost series behind the Collector)."""
+    catalog = metrics.Catalog()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    provider.get_meter("otel_assist").create_observable_counter(
+        "log_records", [lambda _options: [Observation(1, {"level": "info"})]]
+    )
+    catalog.attach(reader)
+    catalog["tool_calls"].add(1, tool_name="t", status="success")
+    catalog["http.server.active_requests"].add(1, **{"http.request.method": "GET"})
+    data = reader.get_metrics_data()
+    assert data is not None
+    (resource,) = data.resource_metrics
+    names = [sm.scope.name for sm in resource.scope_metrics]
+    assert sorted(names) == ["otel_assist", "otel_assist.http"]
+    by_scope = {sm.scope.name: {m.name for m in sm.metrics} for sm in resource.scope_metrics}
+    assert by_scope["otel_assist"] == {"log_records", "tool_calls"}
+    assert by_scope["otel_assist.http"] == {"http.server.active_requests"}
+    provider.shutdown()
+
+
 def test_values_the_sdk_refuses_are_dropped() -> None:
     catalog = metrics.Catalog()
     reader, provider = _reader_for(catalog)
