@@ -55,6 +55,9 @@ Attributes = Mapping[str, Any]
 Fold = Callable[[Attributes], dict[str, Any]]
 #: Distinct call-site keys remembered per instrument (beyond it, lookups fold each time).
 KEY_CACHE_LIMIT = 10_000
+#: Longer attribute names or values are folded on every call instead of being cached (they
+#: fold to ``_other`` anyway, and a cache of 10,000 huge strings would be a memory leak).
+KEY_TEXT_LIMIT = 256
 _INF = math.inf
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
 
@@ -63,6 +66,14 @@ def keep_allowed_types(attributes: Attributes) -> dict[str, Any]:
     """The default fold: keeps str/bool/int/float values (what OpenTelemetry accepts as
     scalar attribute values), drops the rest. The catalog passes its allowlist instead."""
     return {str(k): v for k, v in attributes.items() if isinstance(v, str | bool | int | float)}
+
+
+def _small(attributes: Attributes) -> bool:
+    return all(
+        (not isinstance(k, str) or len(k) <= KEY_TEXT_LIMIT)
+        and (not isinstance(v, str) or len(v) <= KEY_TEXT_LIMIT)
+        for k, v in attributes.items()
+    )
 
 
 class _Series:
@@ -130,7 +141,11 @@ class _Instrument(Generic[S]):
             series = self._series.get(canonical)
             if series is None:
                 series = self._series[canonical] = self._new(folded)
-            if key is not None and len(self._by_key) < KEY_CACHE_LIMIT:
+            if (
+                key is not None
+                and len(self._by_key) < KEY_CACHE_LIMIT
+                and _small(attributes)  # the cache keeps its keys: no huge values in it
+            ):
                 self._by_key[key] = series
             return series
 

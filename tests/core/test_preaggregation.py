@@ -161,6 +161,18 @@ def test_a_scope_the_sdk_also_has_appears_once() -> None:
     provider.shutdown()
 
 
+def test_huge_attribute_values_are_not_kept_in_the_key_cache() -> None:
+    catalog = metrics.Catalog()
+    reader, provider = _reader_for(catalog)
+    counter = catalog["tool_calls"].raw
+    for i in range(50):
+        counter.add(1, {"tool_name": f"{i}" + "x" * 100_000, "status": "success"})
+    assert len(counter._by_key) == 0  # folded each time, never remembered
+    (point,) = _points(reader, "tool_calls")
+    assert point.value == 50 and point.attributes["tool_name"] == OTHER
+    provider.shutdown()
+
+
 def test_values_the_sdk_refuses_are_dropped() -> None:
     catalog = metrics.Catalog()
     reader, provider = _reader_for(catalog)
