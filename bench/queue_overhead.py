@@ -4,8 +4,8 @@ Ours: ``QueueProducer.push`` (envelope, baggage of a per-message correlation con
 ``queue_messages_total``, a history event handed to the shipper) on a client timed by
 ``redis_metrics``; then ``QueueConsumer.get`` + ``process`` with a no-op handler (decode,
 wait-time histogram, history event, baggage attached, processing histogram,
-``messages_processed_total``). The deferred metric replay (``hot_metrics``' background
-flush every 1,024 values) runs inside the measured time.
+``messages_processed_total``). Every measurement is pre-aggregated on the spot
+(``otel_assist.metrics.preaggregation``), inside the measured time.
 
 The contract figure counts the shipper *enqueue*, as the issue specifies: the shipper's
 sender thread is off and its buffer is emptied between rounds, off the clock. A second

@@ -12,6 +12,8 @@ ends of the ranges in pyproject.toml; `make test` runs the core tests at the low
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 # Why each name is here (imports below in the order the linter keeps them):
@@ -26,17 +28,10 @@ from typing import TYPE_CHECKING, Any
 # - Baselines the benchmarks measure ours against: encode_logs (the stock OTLP log encoder),
 #   LoggingHandler and BatchLogRecordProcessor (the stock stdlib-logging bridge), and
 #   OTLPLogExporter (the stock OTLP/HTTP log exporter: bench/log_overhead.py's anchors).
-# - Global meter provider proxies: ProxyMeter, ProxyMeterProvider. Meters taken from the
-#   global provider before configure() (or before a fork) must follow each rebuild; the
-#   API's proxies do that for the first set_meter_provider call only, and
-#   otel_assist.global_providers subclasses them to re-point on every build. (Logfire's
-#   public-API proxies are the model for replacing this: issue "one mechanism per problem".)
 # - Zero-code configurator: BaseConfigurator. opentelemetry-instrument calls configure() on
 #   the opentelemetry_configurator entry point, and the SDK's `_BaseConfigurator` is the only
 #   base class offered for it (open-telemetry/opentelemetry-python-contrib#1956).
 from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
-from opentelemetry.metrics._internal import _ProxyMeter as ProxyMeter
-from opentelemetry.metrics._internal import _ProxyMeterProvider as ProxyMeterProvider
 from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
 from opentelemetry.sdk._logs import (
     LoggerProvider,
@@ -51,26 +46,56 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+from opentelemetry.sdk.metrics.export import Metric, MetricReader, MetricsData, ScopeMetrics
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-# --- Batched replay into the SDK's histogram aggregation -----------------------------------
-# otel_assist.metrics.hot buffers hot-path measurements and replays them into the SDK's own
-# aggregation. That needs the SDK's attribute hashing, its explicit-bucket aggregation class
-# and its Measurement type. The public way (pre-aggregate and hand finished data points to a
-# reader through a MetricProducer) waits for MetricProducer support in the Python SDK
-# (open-telemetry/opentelemetry-python#4768). Absent in another SDK layout: None, and
-# hot_metrics falls back to the public instrument API.
-try:
-    from opentelemetry.sdk.metrics._internal._view_instrument_match import (
-        _hash_attributes as hash_attributes,
-    )
-    from opentelemetry.sdk.metrics._internal.aggregation import (
-        _ExplicitBucketHistogramAggregation as ExplicitBucketHistogramAggregation,
-    )
-    from opentelemetry.sdk.metrics._internal.measurement import Measurement
-except ImportError:  # pragma: no cover - a different SDK layout
-    hash_attributes = None  # type: ignore[assignment]
-    ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
-    Measurement = None  # type: ignore[assignment,misc]
+# --- Pre-aggregated metrics handed to metric readers ---------------------------------------
+# otel_assist.metrics.preaggregation aggregates the catalog in plain Python and hands finished
+# public data-model objects (Metric, Sum, Histogram, ...) to each reader. The Python SDK has
+# no public way yet to add a producer's metrics to a reader's collection: the
+# specification's MetricProducer (open-telemetry/opentelemetry-python#4768 "Feature gap:
+# MetricProducer"; open PR #5419 adds it). Until then `MetricReader._receive_metrics`, the
+# abstract method every reader class implements to receive a collection, is wrapped on the
+# reader instance (one protected attribute, no private import). When MetricProducer lands,
+# this becomes a producer passed to the reader.
+
+ScopedMetrics = Sequence[tuple[str, Sequence[Metric]]]
+
+
+def attach_metric_producer(reader: MetricReader, produce: Callable[[], ScopedMetrics]) -> None:
+    """Make ``reader`` receive ``produce()``'s metrics (by instrumentation scope name) with
+    every collection, appended to the first resource's scope metrics.
+
+    A reader calls ``_receive_metrics`` only when its MeterProvider itself has a data
+    point; configure() always has one (``log_records`` reports every level, zeros too)."""
+    original = reader._receive_metrics
+
+    def receive(metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+        original(_with_extra(metrics_data, produce()), timeout_millis=timeout_millis, **kwargs)
+
+    reader._receive_metrics = receive  # type: ignore[method-assign]
+
+
+def _with_extra(data: MetricsData, extra: ScopedMetrics) -> MetricsData:
+    if not extra or not data.resource_metrics:
+        return data
+    first, *rest = data.resource_metrics
+    scope_metrics = list(first.scope_metrics)
+    for name, metrics in extra:
+        if not metrics:
+            continue
+        # Into the SDK's own scope of that name if there is one (configure()'s meter is
+        # "otel_assist" too): a scope appears once per resource, as the SDK emits it. With
+        # the scope repeated, the SDK's log_records series went missing in Prometheus
+        # behind the Collector (tests/monitoring/test_alerting_e2e.py failed).
+        for i, sm in enumerate(scope_metrics):
+            if sm.scope.name == name and not sm.scope.version and not sm.scope.schema_url:
+                scope_metrics[i] = replace(sm, metrics=[*sm.metrics, *metrics])
+                break
+        else:
+            scope_metrics.append(ScopeMetrics(InstrumentationScope(name), list(metrics), ""))
+    return MetricsData([replace(first, scope_metrics=scope_metrics), *rest])
+
 
 if TYPE_CHECKING:  # imported lazily below
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -96,21 +121,18 @@ __all__ = [
     "BaseConfigurator",
     "BatchLogRecordProcessor",
     "ConsoleLogRecordExporter",
-    "ExplicitBucketHistogramAggregation",
     "LogRecord",
     "LogRecordExportResult",
     "LogRecordExporter",
     "LogRecordProcessor",
     "LoggerProvider",
     "LoggingHandler",
-    "Measurement",
     "OTLPLogExporter",
-    "ProxyMeter",
-    "ProxyMeterProvider",
     "ReadWriteLogRecord",
     "ReadableLogRecord",
+    "ScopedMetrics",
     "SeverityNumber",
+    "attach_metric_producer",
     "encode_logs",
-    "hash_attributes",
     "set_logger_provider",
 ]

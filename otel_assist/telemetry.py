@@ -39,7 +39,6 @@ from otel_assist import event_types, global_providers
 from otel_assist._otel_compat import LoggerProvider, LogRecordExporter
 from otel_assist.logs import configure as logs
 from otel_assist.logs.export_queue import LevelCounts, LogQueue, RecordLimits
-from otel_assist.metrics import http as http_metrics
 from otel_assist.metrics import instruments as catalog_module
 from otel_assist.metrics import workers as worker_metrics
 from otel_assist.settings import Settings, load_settings
@@ -201,13 +200,17 @@ def _build(settings: Settings, plumbing: Plumbing, *, forked: bool = False) -> T
     )
     readers, otlp_exporter = _metric_readers(settings)
     readers.extend(plumbing.metric_readers)
-    server_metrics = http_metrics.HttpServerMetrics(settings.metric_attribute_limit)
+    # The catalog (HTTP, queue, Redis, job and service metrics) is aggregated in plain
+    # Python and built once per process: each build starts it from zero (a forked worker
+    # reports its own counts) and hands it to this build's readers. Readers pass it on
+    # with the SDK's own data, which log_records (below) guarantees to be there.
+    catalog = catalog_module.catalog()
+    catalog.set_attribute_limit(settings.metric_attribute_limit)
+    catalog.reset()
     for reader in readers:
-        http_metrics.attach_producer(reader, server_metrics.metrics)
-    http_metrics.install(server_metrics)
+        catalog.attach(reader)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter("otel_assist")
-    catalog_module.install(catalog_module.Catalog(meter, settings.metric_attribute_limit))
     _observe_log_counts(meter, counts, log_queue)
 
     logger_provider = global_providers.install(meter_provider, log_queue, resource)

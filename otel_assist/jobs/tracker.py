@@ -186,8 +186,6 @@ class JobTracker(Detection):
         self._metas: dict[str, JobMeta] = {}
         self._done_early: dict[str, deque[datetime]] = defaultdict(lambda: deque(maxlen=100))
         self._attrs: dict[tuple[str, ...], dict[str, Any]] = {}
-        self._attrs_catalog: metrics.Catalog | None = None
-        self._last_consecutive: dict[str, int] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -292,7 +290,7 @@ class JobTracker(Detection):
         cat = metrics.catalog()
         key = ("duration", meta.job_type)
         attrs = self._attrs.get(key)
-        if attrs is None or self._attrs_catalog is not cat:
+        if attrs is None:
             attrs = self._fold_cached(key, "cron_job_duration", job_type=meta.job_type)
         cat["cron_job_duration"].raw.record(duration_s, attrs)
         fields: dict[str, Any] = {
@@ -352,11 +350,7 @@ class JobTracker(Detection):
         self._set_consecutive_gauge(meta.job_type)
 
     def _fold_cached(self, key: tuple[str, ...], name: str, **attrs: str) -> dict[str, Any]:
-        cat = metrics.catalog()
-        if self._attrs_catalog is not cat:
-            self._attrs_catalog = cat
-            self._attrs = {}
-        folded = cat[name].attributes(**attrs)
+        folded = metrics.catalog()[name].attributes(**attrs)
         if len(self._attrs) < 10_000:
             self._attrs[key] = folded
         return folded
@@ -366,7 +360,7 @@ class JobTracker(Detection):
         cat = metrics.catalog()
         key = ("count", job_type, status)
         attrs = self._attrs.get(key)
-        if attrs is None or self._attrs_catalog is not cat:
+        if attrs is None:
             attrs = self._fold_cached(key, "cron_jobs", job_type=job_type, status=status)
         cat["cron_jobs"].raw.add(1, attrs)
 
@@ -379,11 +373,9 @@ class JobTracker(Detection):
             ),
             default=0,
         )
-        if self._attrs_catalog is not metrics.catalog():
-            self._last_consecutive = {}  # a new catalog starts without gauge values
-        if self._last_consecutive.get(job_type) != worst:
-            self._last_consecutive[job_type] = worst
-            metrics.catalog()["cron_job_consecutive_failures"].set(worst, job_type=job_type)
+        # Set on every run end, not only on change: configure() starts the catalog from
+        # zero, and a pre-aggregated gauge set costs well under a microsecond.
+        metrics.catalog()["cron_job_consecutive_failures"].set(worst, job_type=job_type)
 
     def _on_submitted(self, job_id: str, run_times: list[datetime]) -> None:
         pending = self._pending[job_id]

@@ -1,8 +1,9 @@
 """Metrics: the catalog of every instrument and the fast paths that record into it.
 
 ``instruments`` is the catalog (names, units, attribute allowlists) and the domain helpers
-(``llm_call``, ``tool_call``, ...); ``http``, ``redis`` and ``workers`` are the per-concern
-recorders; ``hot`` the batched fast path. ``from otel_assist import metrics`` keeps the
+(``llm_call``, ``tool_call``, ...); ``preaggregation`` the one recording mechanism (plain-Python
+aggregates with lock-consistent snapshots); ``http``, ``redis`` and ``workers`` the
+per-concern recorders. ``from otel_assist import metrics`` keeps the
 names the old single module had.
 """
 
@@ -28,7 +29,6 @@ from otel_assist.metrics.instruments import (
     Spec,
     catalog,
     count_message_processed,
-    install,
     llm_call,
     markdown_table,
     rag_search,
@@ -59,7 +59,6 @@ __all__ = [
     "Spec",
     "catalog",
     "count_message_processed",
-    "install",
     "llm_call",
     "markdown_table",
     "rag_search",

@@ -10,8 +10,10 @@ routes), is folded into ``_other``: a bug or a hostile input can never explode t
 count. user_id, correlation_id, raw paths and message text are never attributes.
 
 Service code records in one line with the helpers at the bottom (``llm_call``,
-``tool_call``, ``record_memory_operation`` ...), which use the catalog installed by
-``configure()``; before configure() they record into a no-op meter.
+``tool_call``, ``record_memory_operation`` ...). The catalog is built once per process on
+:mod:`otel_assist.metrics.preaggregation` (plain-Python aggregation, handed to every metric reader
+as OpenTelemetry data); ``configure()`` attaches it to its readers and starts it from zero,
+so an instrument or folded attribute dict a call site keeps stays valid.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from opentelemetry.metrics import Meter, NoOpMeter
+from opentelemetry.sdk.metrics.export import Metric, MetricReader
 
+from otel_assist._otel_compat import attach_metric_producer
 from otel_assist.event_types import LogEventType, emit
+from otel_assist.metrics import preaggregation
+from otel_assist.metrics.preaggregation import Aggregates
 
 OTHER = "_other"
 Kind = Literal["counter", "histogram", "gauge", "updown", "observable_counter"]
@@ -54,6 +59,8 @@ class Spec:
     description: str
     attributes: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     buckets: tuple[float, ...] = ()
+    #: Instrumentation scope (Prometheus: the ``otel_scope_name`` label; docs/metrics.md).
+    scope: str = "otel_assist"
 
     @property
     def prometheus_name(self) -> str:
@@ -75,6 +82,7 @@ CATALOG: tuple[Spec, ...] = (
         "Duration of HTTP server requests.",
         {"http.request.method": None, "http.route": None, "http.response.status_code": None},
         HTTP_BUCKETS,
+        scope="otel_assist.http",
     ),
     Spec(
         "http.server.active_requests",
@@ -82,6 +90,7 @@ CATALOG: tuple[Spec, ...] = (
         "{request}",
         "HTTP requests in flight.",
         {"http.request.method": None},
+        scope="otel_assist.http",
     ),
     # Logs and the telemetry pipeline itself
     Spec(
@@ -297,40 +306,65 @@ class AttributeFolder:
         for key, value in attributes.items():
             if value is None or key not in allowed:
                 continue
-            text = value if isinstance(value, str) else str(value)
+            text = value if isinstance(value, str) else _text(value)
             fixed = allowed[key]
             if fixed is not None:
                 out[key] = text if text in fixed else OTHER
                 continue
             seen = self.seen[key]
-            if text in seen:
+            if text in seen or text == OTHER:  # folding twice gives the same result
                 out[key] = text
-            elif len(seen) < self.limit and 0 < len(text) <= 64:
+            elif len(seen) < self.limit and 0 < len(text) <= 64 and text.isprintable():
+                # isprintable: no control characters or lone surrogates in a label value
+                # (a surrogate cannot be encoded for /metrics or OTLP)
                 seen.add(text)
                 out[key] = text
             else:
                 out[key] = OTHER
         if "http.response.status_code" in out:
-            out["http.response.status_code"] = int(attributes["http.response.status_code"])
+            out["http.response.status_code"] = _status_code(attributes["http.response.status_code"])
         return out
+
+    def forget(self) -> None:
+        """Start counting distinct values again (a new configure())."""
+        for seen in self.seen.values():
+            seen.clear()
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # a value whose __str__ fails must not fail the caller
+        return OTHER
+
+
+def _status_code(value: Any) -> int | str:
+    """An HTTP status code as the int the semantic conventions use; anything that is not
+    one (a huge int would not even fit OTLP's int64) is ``_other``."""
+    try:
+        code = int(value)
+    except Exception:
+        return OTHER
+    return code if 100 <= code <= 999 else OTHER
 
 
 class Instrument:
-    """A catalog instrument with its attribute folder."""
+    """A catalog instrument: its allowlist folder and its pre-aggregated series
+    (:mod:`otel_assist.metrics.preaggregation`)."""
 
-    def __init__(self, spec: Spec, meter: Meter, limit: int) -> None:
+    def __init__(self, spec: Spec, limit: int, aggregates: Aggregates) -> None:
         self.spec = spec
         self.folder = AttributeFolder(spec, limit)
-        self._impl: Any = _create(meter, spec)
+        self._impl: Any = aggregates.add(spec.scope, _create(spec, self.folder))
 
     def add(self, amount: float, **attributes: Any) -> None:
-        self._impl.add(amount, self.folder.fold(attributes))
+        self._impl.add(amount, attributes)
 
     def record(self, value: float, **attributes: Any) -> None:
-        self._impl.record(value, self.folder.fold(attributes))
+        self._impl.record(value, attributes)
 
     def set(self, value: float, **attributes: Any) -> None:
-        self._impl.set(value, self.folder.fold(attributes))
+        self._impl.set(value, attributes)
 
     def attributes(self, **attributes: Any) -> dict[str, Any]:
         """Fold once, reuse many times (hot paths pass the result to ``raw``)."""
@@ -338,34 +372,38 @@ class Instrument:
 
     @property
     def raw(self) -> Any:
-        """The underlying OpenTelemetry instrument, for pre-folded attribute dicts."""
+        """The pre-aggregating instrument: ``add(amount, attributes)``,
+        ``record(value, attributes)`` or ``set(value, attributes)`` with an attribute
+        mapping (folded through the allowlist the first time each mapping is seen)."""
         return self._impl
 
 
-def _create(meter: Meter, spec: Spec) -> Any:
+def _create(spec: Spec, folder: AttributeFolder) -> preaggregation.AnyInstrument:
     if spec.kind == "counter":
-        return meter.create_counter(spec.name, spec.unit, spec.description)
+        return preaggregation.Counter(spec.name, spec.unit, spec.description, folder.fold)
     if spec.kind == "updown":
-        return meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+        return preaggregation.UpDownCounter(spec.name, spec.unit, spec.description, folder.fold)
     if spec.kind == "gauge":
-        return meter.create_gauge(spec.name, spec.unit, spec.description)
+        return preaggregation.LastValue(spec.name, spec.unit, spec.description, folder.fold)
     if spec.kind == "histogram":
-        return meter.create_histogram(
-            spec.name,
-            spec.unit,
-            spec.description,
-            explicit_bucket_boundaries_advisory=list(spec.buckets) or None,
+        return preaggregation.ExplicitHistogram(
+            spec.name, spec.unit, spec.description, folder.fold, spec.buckets
         )
-    return None  # observable instruments are created with their callback by their owner
+    raise ValueError(f"{spec.name}: {spec.kind} instruments are created by their owner")
 
 
 class Catalog:
-    """All catalog instruments, created on one Meter."""
+    """All catalog instruments, aggregated in this process, built once.
 
-    def __init__(self, meter: Meter, attribute_limit: int = 100) -> None:
-        self.meter = meter
+    Every metric reader of a configure() receives them (:meth:`attach`); configure()
+    starts them from zero (:meth:`reset`) and a forked worker does too, so the objects
+    that call sites hold stay valid for the life of the process.
+    """
+
+    def __init__(self, attribute_limit: int = 100) -> None:
+        self.aggregates = Aggregates()
         self.instruments = {
-            spec.name: Instrument(spec, meter, attribute_limit)
+            spec.name: Instrument(spec, attribute_limit, self.aggregates)
             for spec in CATALOG
             if spec.kind != "observable_counter"
         }
@@ -373,18 +411,32 @@ class Catalog:
     def __getitem__(self, name: str) -> Instrument:
         return self.instruments[name]
 
+    def set_attribute_limit(self, limit: int) -> None:
+        """Distinct values kept per open attribute (OTEL_ASSIST_METRIC_ATTRIBUTE_LIMIT)."""
+        for instrument in self.instruments.values():
+            instrument.folder.limit = limit
 
-_catalog = Catalog(NoOpMeter("otel_assist"))
+    def reset(self) -> None:
+        """Every series and every remembered attribute value starts again from nothing."""
+        self.aggregates.reset()
+        for instrument in self.instruments.values():
+            instrument.folder.forget()
+
+    def collect(self) -> list[tuple[str, list[Metric]]]:
+        """(instrumentation scope, metrics) of every series recorded since the reset."""
+        return self.aggregates.collect()
+
+    def attach(self, reader: MetricReader) -> None:
+        """Make ``reader`` receive the catalog with every collection it makes."""
+        attach_metric_producer(reader, self.collect)
+
+
+_catalog = Catalog()
 
 
 def catalog() -> Catalog:
-    """The catalog of the current configure() (a no-op one before it)."""
+    """The process's catalog (recording before configure() is kept until its reset)."""
     return _catalog
-
-
-def install(new: Catalog) -> None:
-    global _catalog
-    _catalog = new
 
 
 # ------------------------------------------------------------------ one-line helpers

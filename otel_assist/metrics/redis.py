@@ -3,8 +3,10 @@
 opentelemetry-instrumentation-redis creates a span per command and records no metric, so
 with tracing off it costs time and gives nothing. This is a lean wrapper instead: the
 client's ``execute_command`` (and its pipelines' ``execute``) are timed with two
-``perf_counter`` calls and one histogram record whose attributes are folded once per
-command name. Names follow the semantic conventions (``db.system.name=redis``,
+``perf_counter`` calls and one pre-aggregated histogram record
+(:mod:`otel_assist.metrics.preaggregation`) whose attributes are folded once per command
+name.
+Names follow the semantic conventions (``db.system.name=redis``,
 ``db.operation.name=LPUSH``, ``error.type`` only on failure); bench/queue_overhead.py
 measures the cost together with the rest of the queue path.
 
@@ -19,7 +21,6 @@ import time
 from typing import Any, TypeVar
 
 from otel_assist.metrics import instruments as metrics
-from otel_assist.metrics.hot import hot_path
 
 ClientT = TypeVar("ClientT")
 _FLAG = "_otel_assist_metrics"
@@ -27,39 +28,28 @@ _NAME = "db.client.operation.duration"
 
 
 class _Recorder:
-    """Caches folded attribute dicts per command; rebuilt when configure() swaps the catalog."""
+    """Records into the catalog's histogram (built once per process, so nothing here is
+    refreshed when configure() runs); folded attribute dicts are cached per command."""
 
     def __init__(self) -> None:
-        self._catalog: metrics.Catalog | None = None
-        self._raw: Any = None
+        self._instrument = metrics.catalog()[_NAME]
+        self._histogram = self._instrument.raw
         self._ok: dict[Any, dict[str, Any]] = {}
 
-    def _instrument(self) -> Any:
-        cat = metrics.catalog()
-        if cat is not self._catalog:
-            self._catalog = cat
-            hot_path.ensure_registered(cat)
-            self._raw = cat[_NAME].raw
-            self._ok = {}
-        return self._raw
-
     def ok(self, command: Any, seconds: float) -> None:
-        raw = self._instrument()
         attrs = self._ok.get(command)
         if attrs is None:
             attrs = self._fold(command, None)
             if len(self._ok) < 256:
                 self._ok[command] = attrs
-        hot_path.record(raw, attrs, seconds)
+        self._histogram.record(seconds, attrs)
 
     def error(self, command: Any, seconds: float, exc: BaseException) -> None:
-        raw = self._instrument()
-        raw.record(seconds, self._fold(command, type(exc).__name__))
+        self._histogram.record(seconds, self._fold(command, type(exc).__name__))
 
     def _fold(self, command: Any, error_type: str | None) -> dict[str, Any]:
-        assert self._catalog is not None
         name = command.decode() if isinstance(command, bytes) else str(command)
-        return self._catalog[_NAME].attributes(
+        return self._instrument.attributes(
             **{
                 "db.system.name": "redis",
                 "db.operation.name": name.upper(),

@@ -45,7 +45,6 @@ from otel_assist.history.payload import queue_pop_event
 from otel_assist.history.shipper import HistoryShipper, shipper_for
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
-from otel_assist.metrics.hot import hot_path
 from otel_assist.queues import envelope as qe
 from otel_assist.queues.instruments import _count_error, _Instruments
 from otel_assist.queues.sampler import sample_forever
@@ -164,8 +163,8 @@ class QueueConsumer:
 
     async def _accept(self, raw: bytes) -> Message | None:
         now = time.time()
-        m = self._m.refresh()
-        hot_path.add(m.messages, m.pop_attrs)
+        m = self._m
+        m.messages.add(1, m.pop_attrs)
         decoded = qe.decode(raw, self.settings.max_message_bytes)
         env = decoded.envelope
         if env is not None:
@@ -181,7 +180,7 @@ class QueueConsumer:
                 env.enqueued_at,
                 env.baggage,
             )
-            hot_path.record(m.wait, m.queue_attrs, max(0.0, now - env.enqueued_at))
+            m.wait.record(max(0.0, now - env.enqueued_at), m.queue_attrs)
         else:
             reason = decoded.reason or "invalid_json"
             metrics.catalog()["queue_invalid_messages"].add(
@@ -244,7 +243,7 @@ class QueueConsumer:
         handler = handler or self.handler
         if handler is None:
             raise ValueError("QueueConsumer.process needs a handler")
-        m = self._m.refresh()
+        m = self._m
         source = msg.source or self.source or "unknown"
         token = context.attach(msg.context())
         start = time.perf_counter()
@@ -275,8 +274,8 @@ class QueueConsumer:
         finally:
             elapsed = time.perf_counter() - start
             context.detach(token)
-        hot_path.record(m.processing.raw, m.processing_attrs[status], elapsed)
-        hot_path.add(m.processed.raw, m.processed_attrs(source, status))
+        m.processing.raw.record(elapsed, m.processing_attrs[status])
+        m.processed.raw.add(1, m.processed_attrs(source, status))
         return status == "success"
 
     async def run(self) -> None:

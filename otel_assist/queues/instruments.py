@@ -1,6 +1,6 @@
 """One queue's metric instruments with their attributes folded once, shared by the producer
-and the consumer, and the error counter both ends use. Per-message measurements go through
-:mod:`otel_assist.metrics.hot`, off the request path."""
+and the consumer, and the error counter both ends use. Per-message measurements are
+pre-aggregated in plain Python (:mod:`otel_assist.metrics.preaggregation`)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,17 @@ import contextlib
 from typing import Any
 
 from otel_assist.metrics import instruments as metrics
-from otel_assist.metrics.hot import hot_path
 
 
 class _Instruments:
-    """One queue's instruments with attributes folded once; refreshed if configure()
-    installs a new catalog after the producer/consumer was built."""
+    """One queue's instruments with attributes folded once (the catalog is built once per
+    process, so these stay valid across configure())."""
 
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
-        self._catalog: metrics.Catalog | None = None
         self._processed: dict[tuple[str, str], dict[str, Any]] = {}
-        self._interned: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.refresh()
-
-    def refresh(self) -> _Instruments:
         cat = metrics.catalog()
-        if cat is self._catalog:
-            return self
-        self._catalog = cat
-        hot_path.ensure_registered(cat)
-        q = self.queue_name
+        q = queue_name
         self.messages = cat["queue_messages"].raw
         self.push_attrs = cat["queue_messages"].attributes(queue_name=q, direction="push")
         self.pop_attrs = cat["queue_messages"].attributes(queue_name=q, direction="pop")
@@ -40,18 +30,13 @@ class _Instruments:
             for status in ("success", "error")
         }
         self.processed = cat["messages_processed"]
-        self._processed = {}
-        self._interned = {}
-        return self
 
     def processed_attrs(self, source: str, status: str) -> dict[str, Any]:
-        """Folded attributes, one dict object per distinct folded value (the hot-path
-        buffer sums counters per dict identity)."""
+        """Folded attributes, cached per (source, status)."""
         key = (source, status)
         attrs = self._processed.get(key)
         if attrs is None:
-            folded = self.processed.attributes(source=source, status=status)
-            attrs = self._interned.setdefault(tuple(sorted(folded.items())), folded)
+            attrs = self.processed.attributes(source=source, status=status)
             if len(self._processed) < 10_000:
                 self._processed[key] = attrs
         return attrs

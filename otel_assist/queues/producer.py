@@ -36,7 +36,6 @@ from otel_assist.event_types import LogEventType, emit
 from otel_assist.history.payload import queue_push_event
 from otel_assist.history.shipper import HistoryShipper, shipper_for
 from otel_assist.logs.configure import get_logger
-from otel_assist.metrics.hot import hot_path
 from otel_assist.queues import envelope as qe
 from otel_assist.queues.instruments import _count_error, _Instruments
 from otel_assist.settings import QueueSettings
@@ -108,8 +107,8 @@ class QueueProducer:
         return env, env.encode(), cid
 
     def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
-        m = self._m.refresh()
-        hot_path.add(m.messages, m.push_attrs)
+        m = self._m
+        m.messages.add(1, m.push_attrs)
         emit(
             _log,
             LogEventType.QUEUE_PUSH,

@@ -96,9 +96,9 @@ async def test_excluded_urls_not_measured_but_echo_header(
 
 
 async def test_unknown_method_folded(client: httpx.AsyncClient, otel_capture: Capture) -> None:
-    from otel_assist.metrics import http as http_metrics
+    from otel_assist.metrics import instruments as metrics
 
-    http_metrics.current()._duration_folder.limit = 2
+    metrics.catalog()["http.server.request.duration"].folder.limit = 2
     for method in ("GET", "PUT", "PATCH", "DELETE"):
         await client.request(method, "/users/1/facts")
     methods = {

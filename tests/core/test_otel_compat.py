@@ -1,7 +1,7 @@
 """Private OpenTelemetry names are imported in one module only: otel_assist/_otel_compat.py.
 
 A private name is any dotted segment of an ``opentelemetry`` import that starts with ``_``
-(``opentelemetry.sdk._logs``, ``opentelemetry.metrics._internal``, ``_ProxyMeter``). The
+(``opentelemetry.sdk._logs``, ``opentelemetry.metrics._internal``, ``_Gauge``). The
 scan covers the shipped code (otel_assist, otel_assist_demo, rest_service) and the
 benchmarks; tests may
 compare against upstream internals on purpose (the OTLP encoder test decodes with the
@@ -64,16 +64,6 @@ def test_the_scan_finds_a_private_import(tmp_path: Path) -> None:
     ]
 
 
-# The batched-replay internals are optional: absent in an SDK layout (1.44 lacks
-# _hash_attributes), hot_metrics records through the public instrument API instead, and
-# the core tests run at the lowest allowed versions to prove that path.
-OPTIONAL = {"ExplicitBucketHistogramAggregation", "Measurement", "hash_attributes"}
-
-
 def test_the_compat_module_resolves_every_name_it_exports() -> None:
-    missing = [
-        name
-        for name in compat.__all__
-        if name not in OPTIONAL and getattr(compat, name, None) is None
-    ]
+    missing = [name for name in compat.__all__ if getattr(compat, name, None) is None]
     assert missing == []

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -66,12 +67,18 @@ class MetricView:
 def metric_view() -> Iterator[MetricView]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    previous = metrics.catalog()
-    metrics.install(metrics.Catalog(provider.get_meter("test")))
+    # A reader passes on a collection only when the SDK itself has a data point (see
+    # otel_assist._otel_compat.attach_metric_producer); configure() always has one
+    # (log_records), this bare provider gets one the same way.
+    provider.get_meter("test").create_observable_counter(
+        "test_anchor", [lambda _options: [Observation(0)]]
+    )
+    catalog = metrics.catalog()
+    catalog.reset()  # the process's catalog, from zero, as configure() would start it
+    catalog.attach(reader)
     try:
         yield MetricView(reader)
     finally:
-        metrics.install(previous)
         provider.shutdown()
 
 
