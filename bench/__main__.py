@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -120,6 +121,18 @@ def record(name: str, commit: str) -> dict[str, Any]:
     return entry
 
 
+def _strict(value: Any) -> Any:
+    """JSON has no NaN or infinity (a bench reports NaN for a variant it could not run):
+    written as null, so every line parses with any JSON reader, not only Python's."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def save(entries: list[dict[str, Any]]) -> None:
     try:
         latest = {e["name"]: e for e in json.loads(RESULTS.read_text())}
@@ -129,13 +142,13 @@ def save(entries: list[dict[str, Any]]) -> None:
         latest[entry["name"]] = entry
     ordered = [latest[n] for n in ALL if n in latest]
     ordered += [e for n, e in latest.items() if n not in ALL]
-    RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(_strict(ordered), indent=2, allow_nan=False) + "\n")
     with RUNS.open("a") as runs:
         for entry in entries:
             slim = {k: v for k, v in entry.items() if k != "extra"}
             extra = entry.get("extra") or {}
             slim["extra"] = {k: v for k, v in extra.items() if isinstance(v, int | float | str)}
-            runs.write(json.dumps(slim, sort_keys=True) + "\n")
+            runs.write(json.dumps(_strict(slim), sort_keys=True, allow_nan=False) + "\n")
 
 
 def main(argv: list[str]) -> int:
