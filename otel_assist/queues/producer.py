@@ -107,14 +107,10 @@ class QueueProducer:
         self, payload: Any, type: str, user_id: int | None, source: str | None
     ) -> tuple[qe.Envelope, bytes, str]:
         header, cid = self._baggage()
+        # Positional (id, enqueued_at, payload, type, source, user_id, baggage): keyword
+        # arguments cost about twice as much on this per-message path.
         env = qe.Envelope(
-            id=qe.new_message_id(),
-            enqueued_at=time.time(),
-            payload=payload,
-            type=type,
-            source=source or self.source,
-            user_id=user_id,
-            baggage=header,
+            qe.new_message_id(), time.time(), payload, type, source or self.source, user_id, header
         )
         return env, env.encode(), cid
 
