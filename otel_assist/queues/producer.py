@@ -10,7 +10,7 @@ The oldest message is therefore at index -1. Three lines instrument a service::
 **push** wraps the payload in the envelope (:mod:`otel_assist.queues.envelope`) with the
 current baggage (the header string is cached per context object, contexts being
 immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` (per-message
-measurements go through :mod:`otel_assist.metrics.hot`, off the request path) and hands a
+measurements go through :mod:`otel_assist.metrics.preaggregation`, plain Python) and hands a
 history event to the shipper (a deque append). A Redis error propagates to the caller
 unchanged and is counted in ``queue_errors_total``. The producer only calls ``lpush`` on
 the client it is given, so it imports nothing from redis-py itself.
