@@ -145,6 +145,12 @@ class UnknownEventTypes:
         return event_dict
 
 
+def wanted(event_type: LogEventType) -> bool:
+    """True when :func:`emit` would log ``event_type``: per-message callers check it first
+    so an event that is off (queue_push/queue_pop by default) costs no keyword dict."""
+    return event_type in LEVELS.info or LEVELS.debug
+
+
 def emit(logger: Any, event_type: LogEventType, event: str, **fields: Any) -> None:
     """Log one library event at its configured level (INFO or DEBUG). Never raises."""
     if event_type not in LEVELS.info and not LEVELS.debug:

@@ -40,7 +40,7 @@ from otel_assist.correlation import (
     is_valid,
     new_correlation_id,
 )
-from otel_assist.event_types import LogEventType, emit
+from otel_assist.event_types import LogEventType, emit, wanted
 from otel_assist.history.payload import queue_pop_event
 from otel_assist.history.shipper import HistoryShipper, shipper_for
 from otel_assist.logs.configure import get_logger
@@ -55,16 +55,20 @@ _PREFIX = BAGGAGE_KEY + "="
 _EMPTY = context.Context()
 
 
-def _context_for(header: str | None) -> context.Context:
-    """Inverse of :func:`_header_for`, with the same fast path; always holds an id."""
+def _context_for(header: str | None) -> tuple[context.Context, str]:
+    """Inverse of :func:`_header_for`, with the same fast path; always holds an id.
+    Returns the context and its correlation_id (known here without a baggage lookup on the
+    fast path, which runs for every message)."""
     if header and header.startswith(_PREFIX):
         value = header[len(_PREFIX) :]
         if is_valid(value):
-            return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY)
+            return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY), value
     ctx = context_from_baggage_header(header)
-    if get_correlation_id(ctx) is None:
-        ctx = context_with_correlation_id(new_correlation_id(), ctx)
-    return ctx
+    cid = get_correlation_id(ctx)
+    if cid is None:
+        cid = new_correlation_id()
+        ctx = context_with_correlation_id(cid, ctx)
+    return ctx, cid
 
 
 @dataclass(slots=True)
@@ -85,6 +89,7 @@ class Message:
     baggage: str | None = None
     invalid_reason: str | None = None
     _ctx: context.Context | None = None
+    _cid: str = ""
 
     @property
     def wait_s(self) -> float | None:
@@ -96,12 +101,14 @@ class Message:
         """The producer's baggage (a fresh correlation_id when the message had none);
         parsed once per message."""
         if self._ctx is None:
-            self._ctx = _context_for(self.baggage)
+            self._ctx, self._cid = _context_for(self.baggage)
         return self._ctx
 
     @property
     def correlation_id(self) -> str | None:
-        return get_correlation_id(self.context())
+        if self._ctx is None:
+            self._ctx, self._cid = _context_for(self.baggage)
+        return self._cid
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[str]:
@@ -159,9 +166,25 @@ class QueueConsumer:
         raw = reply[1]
         if isinstance(raw, str):
             raw = raw.encode()
-        return await self._accept(raw)
+        msg = self._accept(raw)
+        if msg.invalid_reason is None or msg.invalid_reason == "legacy":
+            return msg
+        _log.warning(
+            "invalid queue message",
+            event_type="queue_pop",
+            queue_name=self.queue_name,
+            reason=msg.invalid_reason,
+            size_bytes=len(raw),
+            dead_letter=self.dead_letter,
+        )
+        if self.dead_letter:
+            await self._dead_letter(raw)
+            return None
+        return msg
 
-    async def _accept(self, raw: bytes) -> Message | None:
+    def _accept(self, raw: bytes) -> Message:
+        """Classify, count and record one element (synchronous: no coroutine per message;
+        :meth:`get` logs and dead-letters what is invalid)."""
         now = time.time()
         m = self._m
         m.messages.add(1, m.pop_attrs)
@@ -192,18 +215,6 @@ class QueueConsumer:
                 mtype = data["type"][:64] or mtype
             msg = Message(self.queue_name, data, raw, now, type=mtype, invalid_reason=reason)
         self._history_pop(msg)
-        if msg.invalid_reason not in (None, "legacy"):
-            _log.warning(
-                "invalid queue message",
-                event_type="queue_pop",
-                queue_name=self.queue_name,
-                reason=msg.invalid_reason,
-                size_bytes=len(raw),
-                dead_letter=self.dead_letter,
-            )
-            if self.dead_letter:
-                await self._dead_letter(raw)
-                return None
         return msg
 
     async def _dead_letter(self, raw: bytes) -> None:
@@ -249,17 +260,18 @@ class QueueConsumer:
         start = time.perf_counter()
         status = "success"
         try:
-            emit(
-                _log,
-                LogEventType.QUEUE_POP,
-                "queue pop",
-                queue_name=self.queue_name,
-                message_id=msg.id,
-                message_type=msg.type,
-                source=msg.source,
-                user_id=msg.user_id,
-                wait_ms=None if msg.wait_s is None else round(msg.wait_s * 1000, 3),
-            )
+            if wanted(LogEventType.QUEUE_POP):  # off by default: skip building the call
+                emit(
+                    _log,
+                    LogEventType.QUEUE_POP,
+                    "queue pop",
+                    queue_name=self.queue_name,
+                    message_id=msg.id,
+                    message_type=msg.type,
+                    source=msg.source,
+                    user_id=msg.user_id,
+                    wait_ms=None if msg.wait_s is None else round(msg.wait_s * 1000, 3),
+                )
             await handler(msg)
         except Exception as exc:
             status = "error"

@@ -160,16 +160,10 @@ def decode(raw: bytes | str, max_bytes: int = 0) -> Decoded:
         and (bag is None or (type(bag) is str and len(bag) <= _MAX_BAGGAGE))
         and (user_id is None or (type(user_id) is int and _INT_ID[0] <= user_id <= _INT_ID[1]))
     ):
+        # Positional: keyword arguments cost about twice as much on this per-message path
+        # (field order: id, enqueued_at, payload, type, source, user_id, baggage).
         return Decoded(
-            Envelope(
-                id=mid,
-                enqueued_at=float(enqueued),
-                payload=get("payload"),
-                type=mtype or "message",
-                source=source,
-                user_id=user_id,
-                baggage=bag,
-            )
+            Envelope(mid, float(enqueued), get("payload"), mtype or "message", source, user_id, bag)
         )
     return Decoded(None, "invalid_envelope", data)
 
