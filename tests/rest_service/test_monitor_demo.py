@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.demo_process import poll, start_demo
+from tests.demo_process import start_demo
+from tests.polling import poll
 
 
 @pytest.mark.timeout(300)
