@@ -12,7 +12,8 @@ gauges too (ask for one series by giving all its attributes).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,20 +22,24 @@ from prometheus_client.parser import text_string_to_metric_families
 Source = MetricReader | MetricsData | str | None
 
 
-class Histogram(NamedTuple):
-    """Unpacks like a tuple: ``count, *_ = histogram(...)``."""
+@dataclass(frozen=True)
+class Histogram:
+    """Unpacks like a tuple too: ``count, *_ = histogram(...)``."""
 
     count: int
     sum: float
     min: float
     max: float
 
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.count, self.sum, self.min, self.max))
+
 
 def _collect(source: MetricReader | MetricsData | None) -> MetricsData | None:
     if isinstance(source, MetricReader):
         # get_metrics_data is the public collect() of InMemoryMetricReader, the only
         # reader the tests read from directly.
-        return source.get_metrics_data()  # type: ignore[attr-defined, no-any-return]
+        return source.get_metrics_data()  # type: ignore[attr-defined]
     return source
 
 

@@ -17,7 +17,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -66,15 +66,39 @@ def poll(
         time.sleep(interval)
 
 
+@overload
 async def poll_async(
-    check: Callable[[], T] | Callable[[], Awaitable[T]],
+    check: Callable[[], Awaitable[T]],
+    timeout: float = ...,
+    what: str = ...,
+    interval: float = ...,
+    *,
+    retry_on: tuple[type[BaseException], ...] = ...,
+    describe: Callable[[], str] | None = ...,
+) -> T: ...
+
+
+@overload
+async def poll_async(
+    check: Callable[[], T],
+    timeout: float = ...,
+    what: str = ...,
+    interval: float = ...,
+    *,
+    retry_on: tuple[type[BaseException], ...] = ...,
+    describe: Callable[[], str] | None = ...,
+) -> T: ...
+
+
+async def poll_async(
+    check: Callable[[], Any],
     timeout: float = 10.0,
     what: str = "",
     interval: float = 0.02,
     *,
     retry_on: tuple[type[BaseException], ...] = RETRIED,
     describe: Callable[[], str] | None = None,
-) -> T:
+) -> Any:
     """:func:`poll` for a test on an event loop: sleeps with ``asyncio.sleep``. ``check``
     may be a coroutine function (e.g. a scrape through an ASGI transport)."""
     deadline = time.monotonic() + timeout

@@ -4,6 +4,7 @@ names what was awaited, the last value and the state ``describe`` reports."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.polling import PollTimeout, poll, poll_async
 
 
 def test_returns_the_first_truthy_value() -> None:
-    values = iter([0, [], None, "ready", "later"])
+    values: Iterator[object] = iter([0, [], None, "ready", "later"])
     assert poll(lambda: next(values), 5, "a value", 0) == "ready"
 
 
