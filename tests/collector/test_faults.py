@@ -217,7 +217,7 @@ def test_prometheus_outage_remote_write_catches_up(stack: Stack) -> None:
         outage_start_wall = time.time()
         outage_start = time.monotonic()
         stack.prometheus.process.stop()
-        time.sleep(PROMETHEUS_OUTAGE_S)
+        time.sleep(PROMETHEUS_OUTAGE_S)  # the outage itself
         outage_end = time.monotonic()
         outage_end_wall = time.time()
         served_by_outage_end = traffic.emitted_count()
@@ -285,7 +285,7 @@ def test_collector_killed_loses_no_log_record_at_the_service(stack: Stack, outag
         poll(lambda: len(stack.loki.seqs()) >= 3 * rate, 30, "records flowing before the kill")
         stack.collector.process.kill()  # SIGKILL: no chance to flush or answer
         killed_at = traffic.emitted_count()
-        time.sleep(outage_s)
+        time.sleep(outage_s)  # the outage itself: the Collector stays dead this long
         restarted_at = traffic.emitted_count()
         stack.collector.process.start()
         poll(lambda: traffic.emitted_count() >= RECORDS, outage_s + 120, "2,000 records sent")
