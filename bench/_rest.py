@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests import servers
+from tests.polling import poll
 
 TOKEN = "bench-token-0123456789abcdef"
 
@@ -87,9 +88,7 @@ def rest_service_on_postgres(extra_env: dict[str, str] | None = None) -> Iterato
             start_new_session=True,
         )
         try:
-            servers.wait_until(
-                lambda: servers.http_ok(f"http://127.0.0.1:{port}/ready"), 60, "rest_service"
-            )
+            poll(lambda: servers.http_ok(f"http://127.0.0.1:{port}/ready"), 60, "rest_service")
             yield Service(f"http://127.0.0.1:{port}", database_url, pg.dsn, pg, proc)
         finally:
             proc.terminate()

@@ -28,7 +28,8 @@ import httpx
 
 from bench import BenchResult
 from bench._collector import NopCollector, pin
-from tests.servers import free_port, wait_until
+from tests.polling import poll
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -54,7 +55,7 @@ def start(variant: str, port: int, otlp: str, stdout_path: Path) -> subprocess.P
     ]  # fmt: skip
     with stdout_path.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_until(lambda: _ready(port), 30, f"{variant} server")
+    poll(lambda: _ready(port), 30, f"{variant} server")
     return proc
 
 

@@ -22,7 +22,8 @@ import httpx
 
 from bench import BenchResult
 from tests.otlp_receiver import OTLPReceiver
-from tests.servers import free_port, wait_until
+from tests.polling import poll
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -58,7 +59,7 @@ def start(variant: str, port: int, otlp: str) -> subprocess.Popen[bytes]:
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    wait_until(lambda: _ready(port), 30, f"{variant} server")
+    poll(lambda: _ready(port), 30, f"{variant} server")
     return proc
 
 

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port, wait_until
+from tests.polling import poll
+from tests.servers import free_port
 
 #: Variables that would point the demo at real servers; the tests use embedded defaults.
 _EXTERNAL = (
@@ -110,17 +110,5 @@ def start_demo(
             return False
 
     if wait_ready:
-        wait_until(ready, 90, "the demo's rest_service")
+        poll(ready, 90, "the demo's rest_service")
     return demo
-
-
-def poll(check, timeout: float, what: str, interval: float = 0.5):  # type: ignore[no-untyped-def]
-    """Call ``check`` until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.polling import PollTimeout, poll
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -44,15 +45,6 @@ def http_ok(url: str) -> bool:
             return 200 <= resp.status < 300
     except OSError:
         return False
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass
@@ -83,8 +75,8 @@ class ManagedProcess:
         )
         log.close()
         try:
-            wait_until(self._alive_and_ready, self.start_timeout, f"{self.name} to be ready")
-        except TimeoutError as exc:
+            poll(self._alive_and_ready, self.start_timeout, f"{self.name} to be ready")
+        except PollTimeout as exc:
             tail = self.log_path.read_text(errors="replace")[-3000:]
             self.stop()
             raise RuntimeError(
@@ -421,7 +413,7 @@ def rest_service_process(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: http_ok(f"{url}/ready"), 60, "rest_service ready")
+        poll(lambda: http_ok(f"{url}/ready"), 60, "rest_service ready")
         yield url, proc
     finally:
         if proc.poll() is None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.demo_process import poll, start_demo
-from tests.servers import free_port, http_ok, wait_until
+from tests import metric_reader
+from tests.demo_process import start_demo
+from tests.polling import poll
+from tests.servers import free_port, http_ok
 
 #: Catalog metrics the demo's workload must move (Prometheus sample names).
 MOVING = (
@@ -42,14 +43,6 @@ MOVING = (
     "history_events_total",
     "log_records_total",
 )
-
-
-def metric_totals(text: str) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
-    return totals
 
 
 def db_rows(state_dir: Path) -> tuple[int, int, dict[str, int]]:
@@ -113,7 +106,7 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
         )
         assert all(f["content"] for f in facts)
 
-        metrics = metric_totals(httpx.get(demo.base_url + "/metrics", timeout=10).text)
+        metrics = metric_reader.totals(httpx.get(demo.base_url + "/metrics", timeout=10).text)
         still_zero = [name for name in MOVING if metrics.get(name, 0) <= 0]
         # Some series need a cron run or a few more messages; give them the rest of the run.
         if still_zero:
@@ -121,7 +114,9 @@ def test_demo_produces_history_metrics_and_logs(tmp_path: Path) -> None:
                 lambda: (
                     m
                     if all(
-                        (m := metric_totals(httpx.get(demo.base_url + "/metrics").text)).get(n, 0)
+                        (m := metric_reader.totals(httpx.get(demo.base_url + "/metrics").text)).get(
+                            n, 0
+                        )
                         > 0
                         for n in MOVING
                     )
@@ -300,7 +295,7 @@ def test_demo_ships_to_an_external_rest_service(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ready"), 60, "external rest_service")
+        poll(lambda: http_ok(f"http://127.0.0.1:{port}/ready"), 60, "external rest_service")
         demo = start_demo(
             tmp_path / "demo",
             "--duration",

@@ -16,7 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests import servers
+from tests import metric_reader, servers
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -61,7 +62,7 @@ def test_fastapi_service_under_uvicorn(tmp_path: Path) -> None:
     example = "fastapi_service.py"
     try:
         base = f"http://127.0.0.1:{port}"
-        servers.wait_until(lambda: servers.port_open(port), 60, f"{example} listening")
+        poll(lambda: servers.port_open(port), 60, f"{example} listening")
         request = urllib.request.Request(
             f"{base}/hello/ada", headers={"X-Correlation-ID": "example-1"}
         )
@@ -72,15 +73,14 @@ def test_fastapi_service_under_uvicorn(tmp_path: Path) -> None:
         assert body == {"greeting": "hello ada", "correlation_id": "example-1"}
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
             exposition = resp.read().decode()
-        counts = [
-            line
-            for line in exposition.splitlines()
-            if line.startswith("http_server_request_duration_seconds_count{")
-            and 'http_route="/hello/{name}"' in line
-            and 'http_request_method="GET"' in line
-        ]
-        assert counts and counts[0].rsplit(" ", 1)[1] == "1.0", exposition[:2000]
-        servers.wait_until(
+        counts = metric_reader.series(
+            exposition,
+            "http_server_request_duration_seconds_count",
+            http_route="/hello/{name}",
+            http_request_method="GET",
+        )
+        assert [v for _, v in counts] == [1.0], exposition[:2000]
+        poll(
             lambda: any(
                 r.get("event") == "greeting" and r.get("correlation_id") == "example-1"
                 for r in _json_lines(log_path.read_text(errors="replace"))

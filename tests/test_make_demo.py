@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +61,7 @@ def test_ctrl_c_stops_make_demo_with_status_0(tmp_path: Path) -> None:
     seen = bytearray()
     try:
         assert _read_until(fd, b"running", 120, seen), seen.decode(errors="replace")[-3000:]
-        servers.wait_until(lambda: servers.http_ok(f"http://127.0.0.1:{port}/health"), 30, "demo")
+        poll(lambda: servers.http_ok(f"http://127.0.0.1:{port}/health"), 30, "demo")
         os.write(fd, b"\x03")  # Ctrl-C, typed on the terminal
         _read_until(fd, b"history flushed", 60, seen)
         deadline = time.monotonic() + 60

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.demo_process import DemoProcess, poll, start_demo
+from tests.demo_process import DemoProcess, start_demo
+from tests.polling import poll
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

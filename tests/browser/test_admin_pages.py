@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from tests.browser.conftest import GRAFANA, Site, Tab
-from tests.demo_process import poll
+from tests.polling import poll
 
 pytestmark = pytest.mark.browser
 

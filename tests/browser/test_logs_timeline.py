@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.browser.conftest import GRAFANA, Site, Tab
-from tests.demo_process import poll, start_demo
+from tests.demo_process import start_demo
 from tests.loki.standin import LokiStandIn
+from tests.polling import poll
 
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

@@ -15,7 +15,8 @@ import pytest
 from rest_service.admin import promql
 from tests import servers
 from tests.browser.conftest import GRAFANA, Site, Tab
-from tests.demo_process import poll, start_demo
+from tests.demo_process import start_demo
+from tests.polling import poll
 
 pytestmark = pytest.mark.browser
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -19,14 +18,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import servers
+from tests import metric_reader, servers
 from tests.loki.standin import LokiStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,22 +67,13 @@ class Collector:
     def otlp_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.otlp_http_port}"
 
-    def own_metrics(self, label_filter: str = "") -> dict[str, float]:
-        """The Collector's internal metrics straight from its :8888 endpoint, summed by name
-        over the series whose label text contains ``label_filter`` (e.g. 'data_type="logs"')."""
+    def own_metrics(self, name: str, **labels: str) -> float:
+        """One of the Collector's internal metrics straight from its :8888 endpoint, summed
+        over the series with ``labels`` (e.g. data_type="logs")."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
-        totals: dict[str, float] = {}
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name_labels, _, value = line.rpartition(" ")
-            if label_filter not in name_labels:
-                continue
-            name = name_labels.split("{", 1)[0]
-            totals[name] = totals.get(name, 0.0) + float(value)
-        return totals
+        return metric_reader.value(text, name, **labels)
 
 
 def start_collector(
@@ -214,19 +204,6 @@ def prom_query(prom: servers.Prometheus, expr: str, at: float | None = None) -> 
         payload = json.loads(resp.read())
     assert payload["status"] == "success", payload
     return payload["data"]["result"]
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Call ``check`` until it returns something truthy; that value, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            last = check()
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 # --------------------------------------------------------------------------- the stack

@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests import servers
-from tests.collector.conftest import Collector, poll, start_collector
+from tests.collector.conftest import Collector, start_collector
 from tests.loki.standin import Entry, LokiStandIn
+from tests.polling import poll
 
 # room for a first (cold) Collector build in the session fixture
 pytestmark = pytest.mark.timeout(1500)

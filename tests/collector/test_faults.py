@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.collector.conftest import ServiceProcess, Stack, poll
+from tests.collector.conftest import ServiceProcess, Stack
+from tests.polling import poll
 
 # timeout: room for a first Collector build (collector/build.sh: up to ~10 min cold) + the test.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -83,6 +84,14 @@ class Traffic:
             return [lat for when, lat in self.samples if start <= when < end]
 
 
+BASELINE_SAMPLES = 100  # 5 s of traffic at the default 20 requests/s
+
+
+def baseline_samples(traffic: Traffic, since: float) -> bool:
+    """Enough requests since ``since`` for a latency baseline with everything up."""
+    return len(traffic.latencies(since, time.monotonic())) >= BASELINE_SAMPLES
+
+
 def assert_latency_unchanged(baseline: list[float], during: list[float], what: str) -> None:
     """The services' request latency during a fault stays where it was before it.
 
@@ -108,7 +117,7 @@ def test_loki_outage_and_collector_crash_lose_no_log_record(stack: Stack) -> Non
     try:
         poll(lambda: len(stack.loki.seqs()) >= 40, 30, "records flowing before the outage")
         baseline_start = time.monotonic()
-        time.sleep(5)  # latency baseline with everything up
+        poll(lambda: baseline_samples(traffic, baseline_start), 30, "a latency baseline")
 
         # ---- Loki goes down
         outage_start = time.monotonic()
@@ -118,7 +127,7 @@ def test_loki_outage_and_collector_crash_lose_no_log_record(stack: Stack) -> Non
         # queue (and says so in its own metrics, which Prometheus scrapes).
         poll(
             lambda: (
-                stack.collector.own_metrics('data_type="logs"')["otelcol_exporter_queue_size"] > 5
+                stack.collector.own_metrics("otelcol_exporter_queue_size", data_type="logs") > 5
             ),
             30,
             "log records piling up in the Collector's persistent queue",
@@ -136,13 +145,13 @@ def test_loki_outage_and_collector_crash_lose_no_log_record(stack: Stack) -> Non
         # ---- crash the Collector mid-outage (no chance to flush), start it again on the
         # same ports and the same file_storage directory.
         emitted_before_crash = traffic.emitted_count()
-        queued_before_crash = stack.collector.own_metrics('data_type="logs"')[
-            "otelcol_exporter_queue_size"
-        ]
+        queued_before_crash = stack.collector.own_metrics(
+            "otelcol_exporter_queue_size", data_type="logs"
+        )
         stack.collector.process.kill()
         stack.collector.process.start()
         queued_after_restart = poll(
-            lambda: stack.collector.own_metrics('data_type="logs"')["otelcol_exporter_queue_size"],
+            lambda: stack.collector.own_metrics("otelcol_exporter_queue_size", data_type="logs"),
             30,
             "the restarted Collector to reload its queue from disk",
         )
@@ -202,19 +211,26 @@ def test_prometheus_outage_remote_write_catches_up(stack: Stack) -> None:
             "both workers reporting through the Collector",
         )
         baseline_start = time.monotonic()
-        time.sleep(5)
+        poll(lambda: baseline_samples(traffic, baseline_start), 30, "a latency baseline")
 
         # ---- Prometheus goes down (SIGTERM; it keeps its data directory and port)
         outage_start_wall = time.time()
         outage_start = time.monotonic()
         stack.prometheus.process.stop()
-        time.sleep(PROMETHEUS_OUTAGE_S)
+        time.sleep(PROMETHEUS_OUTAGE_S)  # the outage itself
         outage_end = time.monotonic()
         outage_end_wall = time.time()
         served_by_outage_end = traffic.emitted_count()
         stack.prometheus.process.start()
         restarted_wall = time.time()
-        time.sleep(3)
+        # Traffic runs on until samples written after the restart are in Prometheus.
+        poll(
+            lambda: stack.query(
+                f'max(timestamp(target_info{{job="checkout"}})) > {restarted_wall:.3f}'
+            ),
+            30,
+            "samples from after the restart",
+        )
     finally:
         traffic.stop()
     assert not traffic.errors, traffic.errors[:5]
@@ -265,11 +281,11 @@ def test_collector_killed_loses_no_log_record_at_the_service(stack: Stack, outag
     rate = RECORDS / (outage_s + 25)
     traffic = Traffic([service], rate_per_s=rate).start()
     try:
-        poll(lambda: len(stack.loki.seqs()) >= 10, 30, "records flowing before the kill")
-        time.sleep(3)
+        # Some records delivered end to end before the kill (about 3 s of traffic).
+        poll(lambda: len(stack.loki.seqs()) >= 3 * rate, 30, "records flowing before the kill")
         stack.collector.process.kill()  # SIGKILL: no chance to flush or answer
         killed_at = traffic.emitted_count()
-        time.sleep(outage_s)
+        time.sleep(outage_s)  # the outage itself: the Collector stays dead this long
         restarted_at = traffic.emitted_count()
         stack.collector.process.start()
         poll(lambda: traffic.emitted_count() >= RECORDS, outage_s + 120, "2,000 records sent")

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from rest_service.loki import LEVELS, LogFilter
-from tests.collector.conftest import Stack, poll
+from tests.collector.conftest import Stack
 from tests.loki import queries
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

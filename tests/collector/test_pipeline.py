@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.collector.conftest import CONFIG, Stack, poll
+from tests.collector.conftest import CONFIG, Stack
+from tests.polling import poll
 
 # docs/telemetry-contract.md: the only resource attributes a service sends.
 CONTRACT_RESOURCE = {

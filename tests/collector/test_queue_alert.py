@@ -20,12 +20,12 @@ import pytest
 from tests import servers
 from tests.collector.conftest import (
     LokiStandIn,
-    poll,
     prom_query,
     start_collector,
     start_service,
 )
 from tests.monitoring.stack import shortened_rules
+from tests.polling import poll
 
 # timeout: room for a first Collector build (collector/build.sh: up to ~10 min cold) + the test.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]

@@ -32,8 +32,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from tests import servers
-from tests.collector.conftest import ROOT, LokiStandIn, poll
+from tests import metric_reader, servers
+from tests.collector.conftest import ROOT, LokiStandIn
+from tests.polling import poll
 
 # timeout: room for a first Collector build (up to ~10 min cold) + the test.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -114,11 +115,7 @@ class Node:
         url = f"http://{self.host}:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
-        return sum(
-            float(line.rpartition(" ")[2])
-            for line in text.splitlines()
-            if line.startswith("otelcol_receiver_accepted_log_records_total")
-        )
+        return metric_reader.value(text, "otelcol_receiver_accepted_log_records_total")
 
 
 def same_free_port(hosts: tuple[str, ...]) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo_process import poll, start_demo
+from tests.demo_process import start_demo
+from tests.polling import poll
 
 pytestmark = pytest.mark.timeout(300)
 

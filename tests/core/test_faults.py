@@ -14,6 +14,7 @@ import structlog
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_assist import telemetry
+from tests import metric_reader
 from tests.servers import free_port
 
 
@@ -67,16 +68,8 @@ def configure_against(endpoint: str) -> tuple[telemetry.Telemetry, InMemoryMetri
 
 
 def dropped(reader: InMemoryMetricReader) -> dict[str, float]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    out: dict[str, float] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name == "otel_assist.log_records.dropped":
-                    for p in metric.data.data_points:
-                        out[str(p.attributes["reason"])] = p.value
-    return out
+    series = metric_reader.series(reader, "otel_assist.log_records.dropped")
+    return {str(attributes["reason"]): v for attributes, v in series}
 
 
 async def log_storm_with_heartbeat(n: int) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import structlog
 import otel_assist
 from otel_assist import telemetry
 from tests.otlp_receiver import OTLPReceiver
-from tests.servers import wait_until
+from tests.polling import poll
 
 
 def _export_threads() -> int:
@@ -56,7 +56,7 @@ def test_forked_child_gets_its_own_instance_id() -> None:
                     structlog.get_logger().info("hello from child")
                     child.force_flush(5)
                     # the parent's abandoned queue lets its thread end: one exporter left
-                    wait_until(lambda: _export_threads() == 1, 5, "one export thread")
+                    poll(lambda: _export_threads() == 1, 5, "one export thread")
                     os.write(write_fd, child.instance_id.encode())
                 finally:
                     os._exit(0)
@@ -65,7 +65,7 @@ def test_forked_child_gets_its_own_instance_id() -> None:
             os.waitpid(pid, 0)
             structlog.get_logger().info("hello from parent")
             parent.force_flush(5)
-            wait_until(lambda: len(receiver.records()) >= 2, 10, "both records")
+            poll(lambda: len(receiver.records()) >= 2, 10, "both records")
             by_body = {r["body"]: r["resource"]["service.instance.id"] for r in receiver.records()}
             assert child_id and child_id != parent.instance_id
             assert by_body["hello from child"] == child_id
@@ -120,7 +120,7 @@ def test_third_party_meters_and_loggers_follow_the_forked_worker() -> None:
             child_id, _, line = reply.partition("|")
             assert child_id and child_id != parent.instance_id
             assert line.endswith(" 41.0"), line  # the worker's own count, not the parent's
-            wait_until(lambda: receiver.records(), 10, "the library's record")
+            poll(lambda: receiver.records(), 10, "the library's record")
             (record,) = [r for r in receiver.records() if r["body"] == "from a library"]
             assert record["resource"]["service.instance.id"] == child_id
         finally:

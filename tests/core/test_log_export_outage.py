@@ -116,7 +116,7 @@ def test_records_wait_for_the_endpoint_and_arrive_once(receiver: Receiver) -> No
         # Down for longer than the exporter's own retries (export timeout 0.5 s): the
         # code before the fix counted these export_failed and never sent them.
         poll(lambda: tel.log_queue.retries >= 3, 20, "retries while the endpoint is down")
-        time.sleep(2)
+        time.sleep(2)  # the outage itself, well past the exporter's 0.5 s timeout
         assert tel.log_queue.exported == 0
         receiver.start()
         poll(lambda: len(receiver.seqs) == 1000, 30, "every record after the endpoint returned")

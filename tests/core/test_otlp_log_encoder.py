@@ -39,7 +39,7 @@ from otel_assist.logs.export_queue import _SCOPE, to_log_record
 from otel_assist.logs.otlp_encoder import OTLPLogEncoder, any_value, varint
 from otel_assist.logs.otlp_exporter import OTLPHttpLogExporter
 from tests.otlp_receiver import OTLPReceiver
-from tests.servers import wait_until
+from tests.polling import poll
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UINT64_MAX = 2**64 - 1
@@ -451,7 +451,7 @@ def test_configure_exports_our_encoding_end_to_end(receiver: OTLPReceiver) -> No
         # an SDK emitter's record the official encoder would fail the whole batch on
         tel.logger_provider.get_logger("lib").emit(body=object())
         assert tel.force_flush(10)
-        wait_until(lambda: len(receiver.records()) >= 2, 10, "records at the receiver")
+        poll(lambda: len(receiver.records()) >= 2, 10, "records at the receiver")
         time.sleep(0.2)  # nothing else should arrive
         first, second = receiver.records()
     finally:

@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from otel_assist import metrics
 from otel_assist.metrics import OTHER, SPECS
+from tests import metric_reader
 
 LOW, HIGH = 0.0005, 5.0  # every value recorded in the concurrency test lies in [LOW, HIGH]
 
@@ -38,16 +39,6 @@ def _reader_for(catalog: metrics.Catalog) -> tuple[InMemoryMetricReader, MeterPr
     )
     catalog.attach(reader)
     return reader, provider
-
-
-def _points(reader: InMemoryMetricReader, name: str) -> Iterator[Any]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                if m.name == name:
-                    yield from m.data.data_points
 
 
 def test_collect_while_recording_from_threads_is_consistent() -> None:
@@ -91,7 +82,7 @@ def test_collect_while_recording_from_threads_is_consistent() -> None:
     partial_seen = 0
     try:
         for _ in range(collections_wanted):
-            for p in _points(reader, "queue_wait_duration"):
+            for p in metric_reader.points(reader, "queue_wait_duration", must_collect=True):
                 assert isinstance(p, HistogramDataPoint)
                 q = p.attributes["queue_name"]
                 assert p.count == sum(p.bucket_counts), p
@@ -102,7 +93,7 @@ def test_collect_while_recording_from_threads_is_consistent() -> None:
                 assert p.count >= last_count.get(q, 0)
                 last_count[q] = p.count
                 partial_seen += 1
-            for p in _points(reader, "queue_messages"):
+            for p in metric_reader.points(reader, "queue_messages", must_collect=True):
                 assert isinstance(p, NumberDataPoint)
                 q = p.attributes["queue_name"]
                 assert p.value >= last_value.get(q, 0)
@@ -114,10 +105,16 @@ def test_collect_while_recording_from_threads_is_consistent() -> None:
     assert not errors
     assert partial_seen > 0  # collections did overlap the recording
     total = sum(recorded)
-    final = {p.attributes["queue_name"]: p for p in _points(reader, "queue_wait_duration")}
+    final = {
+        p.attributes["queue_name"]: p
+        for p in metric_reader.points(reader, "queue_wait_duration", must_collect=True)
+    }
     assert sum(p.count for p in final.values()) == total
     assert all(p.count == sum(p.bucket_counts) for p in final.values())
-    final_counts = {p.attributes["queue_name"]: p.value for p in _points(reader, "queue_messages")}
+    final_counts = {
+        p.attributes["queue_name"]: p.value
+        for p in metric_reader.points(reader, "queue_messages", must_collect=True)
+    }
     assert sum(final_counts.values()) == total
     assert {q: final[q].count for q in final} == final_counts
     provider.shutdown()
@@ -129,11 +126,11 @@ def test_reset_starts_from_zero_and_keeps_call_site_dicts_valid() -> None:
     inst = catalog["cron_jobs"]
     attrs = inst.attributes(job_type="backup", status="completed")
     inst.raw.add(3, attrs)
-    assert [p.value for p in _points(reader, "cron_jobs")] == [3]
+    assert [p.value for p in metric_reader.points(reader, "cron_jobs", must_collect=True)] == [3]
     catalog.reset()
-    assert list(_points(reader, "cron_jobs")) == []
+    assert list(metric_reader.points(reader, "cron_jobs", must_collect=True)) == []
     inst.raw.add(1, attrs)  # a dict folded before the reset still records
-    (point,) = _points(reader, "cron_jobs")
+    (point,) = metric_reader.points(reader, "cron_jobs", must_collect=True)
     assert point.value == 1 and dict(point.attributes) == attrs
     provider.shutdown()
 
@@ -168,7 +165,7 @@ def test_huge_attribute_values_are_not_kept_in_the_key_cache() -> None:
     for i in range(50):
         counter.add(1, {"tool_name": f"{i}" + "x" * 100_000, "status": "success"})
     assert len(counter._by_key) == 0  # folded each time, never remembered
-    (point,) = _points(reader, "tool_calls")
+    (point,) = metric_reader.points(reader, "tool_calls", must_collect=True)
     assert point.value == 50 and point.attributes["tool_name"] == OTHER
     provider.shutdown()
 
@@ -182,11 +179,11 @@ def test_values_the_sdk_refuses_are_dropped() -> None:
         catalog["queue_messages"].add(bad, queue_name="q", direction="push")
         catalog["queue_length"].set(bad if bad != -1.0 else math.nan, queue_name="q")
     hist.record(0.0, queue_name="q")  # zero is a valid duration: first bucket
-    (point,) = _points(reader, "queue_wait_duration")
+    (point,) = metric_reader.points(reader, "queue_wait_duration", must_collect=True)
     assert point.count == 1 and point.bucket_counts[0] == 1 and point.sum == 0.0
     # a refused value creates no series either
-    assert list(_points(reader, "queue_messages")) == []
-    assert list(_points(reader, "queue_length")) == []
+    assert list(metric_reader.points(reader, "queue_messages", must_collect=True)) == []
+    assert list(metric_reader.points(reader, "queue_length", must_collect=True)) == []
     provider.shutdown()
 
 
@@ -269,7 +266,11 @@ def test_any_attribute_set_records_within_the_allowlist(
         else:
             # (the helper's own parameter names cannot be attribute keywords)
             counter.add(1, **{k: v for k, v in attributes.items() if k not in ("amount", "self")})
-    points = list(_points(reader, "queue_messages")) if attribute_sets else []
+    points = (
+        list(metric_reader.points(reader, "queue_messages", must_collect=True))
+        if attribute_sets
+        else []
+    )
     assert sum(p.value for p in points) == len(attribute_sets)
     open_values: set[str] = set()
     for p in points:

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import Prometheus, free_port, start_prometheus, wait_until
+from tests.polling import poll
+from tests.servers import Prometheus, free_port, start_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -62,7 +63,7 @@ def workers(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        wait_until(lambda: len(_children(proc.pid)) >= 3 and _up(port), 60, "3 workers")
+        poll(lambda: len(_children(proc.pid)) >= 3 and _up(port), 60, "3 workers")
         yield port, proc
     finally:
         proc.send_signal(signal.SIGINT)
@@ -115,21 +116,21 @@ def test_prometheus_stores_every_workers_requests_across_a_worker_restart(
 ) -> None:
     port, proc = workers
     _send(port, 0, 300)
-    wait_until(lambda: _stored(prometheus) == 300, 45, "Prometheus to store 300 requests")
+    poll(lambda: _stored(prometheus) == 300, 45, "Prometheus to store 300 requests")
     assert _served_by(tmp_path) == 3  # three workers, one snapshot each
 
     # SIGKILL one worker: the supervisor starts a new one; the dead worker's last snapshot
     # (current: Prometheus already stored its count) stays in the sum.
     victim = min(_children(proc.pid))
     os.kill(victim, signal.SIGKILL)
-    wait_until(
+    poll(
         lambda: victim not in _children(proc.pid) and len(_children(proc.pid)) >= 3,
         60,
         "the supervisor to replace the killed worker",
     )
-    wait_until(lambda: _up(port), 30, "the service")
+    poll(lambda: _up(port), 30, "the service")
     _send(port, 300, 150)
-    wait_until(lambda: _stored(prometheus) == 450, 45, "Prometheus to store 450 requests")
+    poll(lambda: _stored(prometheus) == 450, 45, "Prometheus to store 450 requests")
     # the series never went down: no counter reset seen by Prometheus
     resets = httpx.get(
         f"{prometheus.url}/api/v1/query",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import servers
+from tests import metric_reader, servers
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -62,12 +61,8 @@ def _run(bin_dir: Path, app_dir: Path, env: dict[str, str]) -> subprocess.Comple
 
 
 def _count(metrics: str, operation: str) -> float:
-    pattern = re.compile(
-        r"^db_client_operation_duration_seconds_count\{[^}]*"
-        rf'db_operation_name="{operation}"[^}}]*\}} (\S+)$',
-        re.MULTILINE,
-    )
-    return sum(float(v) for v in pattern.findall(metrics))
+    name = "db_client_operation_duration_seconds_count"
+    return metric_reader.value(metrics, name, db_operation_name=operation)
 
 
 def test_every_redis_client_of_an_unmodified_app_is_measured_once(

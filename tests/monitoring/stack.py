@@ -38,6 +38,7 @@ import yaml
 
 from tests import servers
 from tests.monitoring.helpers import ALERTMANAGER_DIR, MONITORING, ROOT, RULES_DIR
+from tests.polling import poll
 
 BOT_TOKEN = "424242:stand-in-token_for-tests"
 CHAT_ID = -1001234567890
@@ -74,16 +75,15 @@ class TelegramStandIn:
     def wait_for(
         self, match: Callable[[SentMessage], bool], timeout: float, what: str
     ) -> SentMessage:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def first_match() -> SentMessage | None:
             with self.lock:
-                for message in self.messages:
-                    if match(message):
-                        return message
-            time.sleep(0.2)
-        with self.lock:
-            seen = "\n---\n".join(m.text for m in self.messages)
-        raise AssertionError(f"no Telegram message {what} within {timeout}s; got:\n{seen}")
+                return next((m for m in self.messages if match(m)), None)
+
+        def seen() -> str:
+            with self.lock:
+                return "Telegram got:\n" + "\n---\n".join(m.text for m in self.messages)
+
+        return poll(first_match, timeout, f"Telegram message {what}", 0.2, describe=seen)
 
 
 def start_telegram_stand_in() -> TelegramStandIn:
@@ -248,9 +248,6 @@ class Stack:
             (r["metric"]["alertname"], r["metric"].get("service", ""))
             for r in self.query('ALERTS{alertstate="firing"}')
         }
-
-    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        servers.wait_until(check, timeout, what)
 
 
 def _collector_binary() -> str:

@@ -19,6 +19,7 @@ import pytest
 from tests.monitoring.helpers import alerting_rules, promql_metric_names, recording_rules
 from tests.monitoring.stack import BOT_TOKEN, CHAT_ID, SentMessage, Stack, start_stack
 from tests.monitoring.test_grafana_files import GEN
+from tests.polling import poll
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -28,7 +29,7 @@ SERVICES = {"rest_service", "assistant_service", "cron_service", "calendar_servi
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with start_stack(tmp_path_factory.mktemp("monitoring-stack")) as s:
-        s.wait_until(
+        poll(
             lambda: {r["metric"]["job"] for r in s.query("target_info")} >= SERVICES,
             60,
             "target_info of every workload service in Prometheus",
@@ -148,11 +149,14 @@ def test_faults_fire_their_alerts_and_every_query_returns_data(stack: Stack) -> 
     seen: set[tuple[str, str]] = set()
 
     def wait_firing(wanted: set[tuple[str, str]], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not wanted <= seen and time.monotonic() < deadline:
+        def all_seen() -> bool:
             seen.update(stack.firing())
-            time.sleep(1)
-        assert wanted <= seen, f"not firing: {sorted(wanted - seen)}; firing: {sorted(seen)}"
+            return wanted <= seen
+
+        def state() -> str:
+            return f"not firing: {sorted(wanted - seen)}; firing: {sorted(seen)}"
+
+        poll(all_seen, timeout, "alerts firing", 1.0, describe=state)
 
     wait_firing({a for a in PROVOKED if a[0] != "MonitoringTargetDown"}, 120)
     # With postgres_exporter itself gone, pg_up disappears and its scrape target is down.
@@ -211,6 +215,17 @@ def _post_alerts(stack: Stack, alerts: list[dict[str, object]]) -> None:
         assert resp.status == 200
 
 
+def _suppressed(stack: Stack, service: str) -> set[str]:
+    """Alert names Alertmanager holds back (inhibited or silenced) for ``service``."""
+    with urllib.request.urlopen(f"{stack.alertmanager.url}/api/v2/alerts", timeout=10) as resp:
+        alerts = json.loads(resp.read())
+    return {
+        a["labels"]["alertname"]
+        for a in alerts
+        if a["labels"].get("service") == service and a["status"]["state"] == "suppressed"
+    }
+
+
 def test_service_down_inhibits_the_same_services_error_rate_alerts(stack: Stack) -> None:
     """Alerts posted straight to the real Alertmanager, as Prometheus posts them."""
 
@@ -241,7 +256,14 @@ def test_service_down_inhibits_the_same_services_error_rate_alerts(stack: Stack)
     tg = stack.telegram
     tg.wait_for(_is("ServiceDown", "inhibit_probe"), 30, "ServiceDown for inhibit_probe")
     tg.wait_for(_is("HighErrorLogRate", "other_probe"), 30, "HighErrorLogRate for other_probe")
-    time.sleep(5)  # group_wait is 1s here: an uninhibited alert would have been sent by now
+    # Every alert is its own group (group_by alertname, service), all created by the one
+    # post: other_probe's message shows their group_wait (1 s here) is over; Alertmanager
+    # says the two are inhibited, so nothing was or will be sent for them.
+    poll(
+        lambda: _suppressed(stack, "inhibit_probe") >= {"HighErrorLogRate", "HighHttp5xxRate"},
+        30,
+        "inhibit_probe's error-rate alerts inhibited",
+    )
     assert not any(
         _is(name, "inhibit_probe")(m)
         for m in tg.messages
@@ -288,5 +310,9 @@ def test_collector_down_inhibits_service_down(stack: Stack) -> None:
     stack.telegram.wait_for(
         _is("MonitoringTargetDown", "otel-collector"), 30, "MonitoringTargetDown (collector)"
     )
-    time.sleep(5)
+    poll(
+        lambda: "ServiceDown" in _suppressed(stack, "collector_probe"),
+        30,
+        "collector_probe's ServiceDown inhibited",
+    )
     assert not any(_is("ServiceDown", "collector_probe")(m) for m in stack.telegram.messages)

@@ -19,48 +19,23 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_assist.metrics import instruments as metrics
-from tests import servers
+from tests import metric_reader, servers
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "queues-test-token-0123456789"
 
 
 class MetricView:
-    """Reads the data points of the catalog installed for one test."""
+    """The catalog installed for one test, read through :mod:`tests.metric_reader`."""
 
     def __init__(self, reader: InMemoryMetricReader) -> None:
         self.reader = reader
 
-    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
-        data = self.reader.get_metrics_data()
-        out: list[tuple[dict[str, Any], Any]] = []
-        if data is None:
-            return out
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name == name:
-                        out.extend((dict(p.attributes or {}), p) for p in m.data.data_points)
-        return out
-
     def value(self, name: str, **attrs: Any) -> float:
-        """Sum of counter values / last gauge value over points matching ``attrs``."""
-        total = 0.0
-        for a, p in self.points(name):
-            if all(a.get(k) == v for k, v in attrs.items()):
-                total += getattr(p, "value", 0.0)
-        return total
+        return metric_reader.value(self.reader, name, **attrs)
 
-    def histogram(self, name: str, **attrs: Any) -> tuple[int, float, float, float]:
-        """(count, sum, min, max) over matching points."""
-        count, total, lo, hi = 0, 0.0, float("inf"), float("-inf")
-        for a, p in self.points(name):
-            if all(a.get(k) == v for k, v in attrs.items()):
-                count += p.count
-                total += p.sum
-                lo = min(lo, p.min)
-                hi = max(hi, p.max)
-        return count, total, lo, hi
+    def histogram(self, name: str, **attrs: Any) -> metric_reader.Histogram:
+        return metric_reader.histogram(self.reader, name, **attrs)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from otel_assist.history.shipper import HistorySettings, HistoryShipper
 from otel_assist.jobs import track_scheduler
 from otel_assist.queues import Message, QueueConsumer, QueueProducer, QueueSettings
 from tests import servers
-from tests.polling import poll
+from tests.polling import poll, poll_async
 from tests.queues.conftest import REPO, TOKEN, MetricView, RestService, subprocess_env
 
 
@@ -144,18 +144,18 @@ async def test_rest_service_down_30s_every_event_exactly_once(
 
     scheduler.start()
     producing = asyncio.create_task(produce(5000, 34.0))
-    await asyncio.sleep(2.0)
+    await poll_async(lambda: shipper.stats.get(("queue", "sent"), 0) > 0, 10.0,
+                     "events shipped before the outage")  # fmt: skip
     rest_service.process.stop()
     outage_started = time.monotonic()
-    await asyncio.sleep(30.0)
+    await asyncio.sleep(30.0)  # the outage itself: the 30 s this test is named for
     # It kept trying during the outage (the first failing batch backs the cycle off).
     assert sum(shipper.stats.get((k, "retried"), 0) for k in ("job", "queue")) > 0
     rest_service.process.start()
     outage = time.monotonic() - outage_started
     await producing
     await asyncio.to_thread(done.wait, 60)
-    while len(handled) < 5000:
-        await asyncio.sleep(0.05)
+    await poll_async(lambda: len(handled) >= 5000, 60.0, "every message handled")
     consumer.stop()
     await consumer_task
     scheduler.shutdown(wait=True)

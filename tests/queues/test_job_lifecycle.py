@@ -17,7 +17,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,16 +26,16 @@ import httpx
 import pytest
 import yaml
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
-from otel_assist.jobs import RUN_STATUSES, JobTracker, SweepNow, track_scheduler
+from otel_assist.jobs import RUN_STATUSES, JobTracker, track_scheduler
 from otel_assist.testing import Capture
 from otel_assist.web.asgi import instrument_app
-from tests import servers
+from tests import metric_reader, servers
 from tests.polling import poll_async
 from tests.queues.conftest import REPO, TOKEN, subprocess_env
+from tests.queues.job_clock import SteppedClock, sweep_now
 
 JOB_TYPE = "lifecycle"
 SERVICE = "lifecycle_service"
@@ -51,25 +50,6 @@ EXPECTED = {
 }
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 CRON_RULES = REPO / "monitoring" / "prometheus" / "rules" / "cron.yml"
-
-
-class SteppedClock:
-    """The tracker's clock: monotonic time is stepped by the test, wall time stays real
-    (APScheduler's fire times are real)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def time(self) -> float:
-        return time.time()
-
-
-def sweep_now(tracker: JobTracker) -> None:
-    tracker.put(SweepNow())
-    assert tracker.wait_idle()
 
 
 @pytest.fixture
@@ -154,10 +134,11 @@ async def drive_runs(
     for name in ("forever", "overlap"):
         await asyncio.wait_for(started[name].wait(), 20)
     scheduler.modify_job("overlap", next_run_time=datetime.now(UTC))
-    deadline = time.monotonic() + 20
-    while metric_counts(await scrape(service))[0].get("skipped", 0) < 1:
-        assert time.monotonic() < deadline, "the overlapping run was never skipped"
-        await asyncio.sleep(0.02)
+
+    async def skipped() -> float:
+        return metric_counts(await scrape(service))[0].get("skipped", 0)
+
+    await poll_async(skipped, 20.0, "the overlapping run skipped")
     for name in ("slow_ok", "slow_fail", "overlap"):
         gates[name].set()
     await poll_async(
@@ -180,17 +161,12 @@ async def scrape(app: Starlette) -> str:
 
 def metric_counts(exposition: str) -> tuple[dict[str, float], dict[str, float]]:
     """(cron_jobs_total by status, cron_job_consecutive_failures) for JOB_TYPE."""
-    counts: dict[str, float] = {}
-    consecutive: dict[str, float] = {}
-    for family in text_string_to_metric_families(exposition):
-        for sample in family.samples:
-            if sample.labels.get("job_type") != JOB_TYPE:
-                continue
-            if sample.name == "cron_jobs_total":
-                counts[sample.labels["status"]] = sample.value
-            elif sample.name == "cron_job_consecutive_failures":
-                consecutive["value"] = sample.value
-    return counts, consecutive
+    by_status = metric_reader.series(exposition, "cron_jobs_total", job_type=JOB_TYPE)
+    counts = {attributes["status"]: v for attributes, v in by_status}
+    consecutive = metric_reader.series(
+        exposition, "cron_job_consecutive_failures", job_type=JOB_TYPE
+    )
+    return counts, ({"value": consecutive[-1][1]} if consecutive else {})
 
 
 def admin_cards(html: str) -> dict[str, int]:

@@ -14,9 +14,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_assist.correlation import get_correlation_id
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
-from otel_assist.jobs import JobTracker, SweepNow, default_tracker, track_scheduler, tracked_job
-from tests.polling import poll
+from otel_assist.jobs import JobTracker, default_tracker, track_scheduler, tracked_job
+from tests.polling import poll, poll_async
 from tests.queues.conftest import MetricView
+from tests.queues.job_clock import SteppedClock, sweep_now
 
 NO_HISTORY = HistoryShipper(HistorySettings())
 
@@ -75,24 +76,6 @@ def test_consecutive_failures_rise_and_reset(
     assert tracker.consecutive["sync_calendar"] == 0
 
 
-class SteppedClock:
-    """The tracker's clock, stepped by the test: runtimes pass without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def time(self) -> float:
-        return time.time()  # wall time stays real: APScheduler's fire times are real
-
-
-def sweep_now(tracker: JobTracker) -> None:
-    tracker.put(SweepNow())
-    assert tracker.wait_idle()
-
-
 def test_stuck_run_is_reported_once_and_stays_timed_out(
     scheduler: BackgroundScheduler, metric_view: MetricView
 ) -> None:
@@ -140,19 +123,28 @@ def test_overlap_is_counted_as_skipped(
 def test_missed_while_the_scheduler_is_paused(
     scheduler: BackgroundScheduler, metric_view: MetricView
 ) -> None:
+    """The paused stretch is 1.5 s of the tracker's wall clock, stepped, not slept through:
+    APScheduler does not fire while paused, so only the tracker's clock matters."""
     ran: list[float] = []
-    tracker = track(scheduler)
+    clock = SteppedClock()
+    tracker = track(scheduler, clock=clock, sweep_interval=3600)
     scheduler.add_job(lambda: ran.append(time.time()), "interval", seconds=0.2,
                       id="reminder_42")  # fmt: skip
     scheduler.start()
     poll(lambda: len(ran) >= 1, what="first run")
     scheduler.pause()
-    time.sleep(1.5)
+    sweep_now(tracker)
+    assert metric_view.value("cron_jobs", job_type="reminder", status="missed") == 0
+    clock.wall_offset = 1.5
+    sweep_now(tracker)
     missed = metric_view.value("cron_jobs", job_type="reminder", status="missed")
     # Due every 0.2 s; with 0.3 s grace about (1.5 - 0.3) / 0.2 = 6 runs count as missed.
-    assert 3 <= missed <= 8, missed
-    scheduler.resume()
-    time.sleep(0.5)
+    assert 4 <= missed <= 8, missed
+    sweep_now(tracker)  # a second sweep over the same stretch reports nothing new
+    assert metric_view.value("cron_jobs", job_type="reminder", status="missed") == missed
+    # No resume: the stepped due times are still ahead in real time, so APScheduler would
+    # run them. APScheduler's own late misfire reports for due times the tracker already
+    # counted are covered with real time in test_submitted_but_never_started_is_missed_once.
     scheduler.shutdown(wait=True)
     assert tracker.wait_idle()
     total = metric_view.value("cron_jobs", job_type="reminder", status="missed")
@@ -172,9 +164,14 @@ def test_submitted_but_never_started_is_missed_once(metric_view: MetricView) -> 
     try:
         poll(lambda: metric_view.value("cron_jobs", job_type="victim", status="missed") >= 2,
               what="victim runs missed")  # fmt: skip
-        time.sleep(1.5)
+        # Real time, not the tracker's clock: the queued submissions must grow older than
+        # APScheduler's own misfire_grace_time (1 s), so that APScheduler reports them
+        # missed too when the worker frees up; that double report is what is tested.
+        time.sleep(1.2)
         release.set()
-        time.sleep(0.8)
+        # The pool is FIFO: once a victim run completes, the stale backlog was drained.
+        poll(lambda: metric_view.value("cron_jobs", job_type="victim", status="completed") >= 1,
+              what="a victim run after the release")  # fmt: skip
     finally:
         s.shutdown(wait=True)
     assert tracker.wait_idle()
@@ -193,9 +190,7 @@ async def test_async_jobs_on_an_asyncio_scheduler(metric_view: MetricView) -> No
     tracker = track(s)
     s.add_job(job, "interval", seconds=0.1, id="async_job")
     s.start()
-    deadline = time.monotonic() + 10
-    while len(seen) < 3 and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await poll_async(lambda: len(seen) >= 3, what="three async runs")
     s.shutdown(wait=False)
     assert len(seen) >= 3 and all(seen) and len(set(seen)) == len(seen)
     assert await asyncio.to_thread(tracker.wait_idle)

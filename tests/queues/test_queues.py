@@ -22,7 +22,7 @@ from otel_assist.queues import (
     redis_client,
     sample_once,
 )
-from tests import servers
+from tests import metric_reader, servers
 from tests.polling import poll_async
 from tests.queues.conftest import REPO, MetricView, subprocess_env
 
@@ -117,7 +117,8 @@ async def test_redis_commands_are_timed_by_command_and_outcome(
         "db.client.operation.duration", **{"db.operation.name": "LPUSH", "db.system.name": "redis"}
     )
     assert count == 2
-    errors = [a for a, _ in metric_view.points("db.client.operation.duration") if "error.type" in a]
+    durations = metric_reader.points(metric_view.reader, "db.client.operation.duration")
+    errors = [dict(p.attributes or {}) for p in durations if "error.type" in (p.attributes or {})]
     assert errors == [
         {"db.system.name": "redis", "db.operation.name": "LPUSH", "error.type": "ResponseError"}
     ]
@@ -205,7 +206,8 @@ async def test_redis_down_push_raises_and_is_counted_consumer_reconnects(
     own_redis.process.stop()
     with pytest.raises((RedisConnectionError, OSError)):
         await producer.push({"n": 2})
-    errors = [a for a, _ in metric_view.points("queue_errors") if a.get("direction") == "push"]
+    pushes = metric_reader.series(metric_view.reader, "queue_errors", direction="push")
+    errors = [a for a, _ in pushes]
     assert errors and errors[0]["queue_name"] == queue_name
     assert metric_view.value("queue_errors", queue_name=queue_name, direction="push") == 1
     await poll_async(lambda: not consumer.connected, what="consumer notices the outage")

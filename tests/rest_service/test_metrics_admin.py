@@ -38,6 +38,7 @@ from rest_service.admin.line_chart import LineChart
 from rest_service.core.config import Settings
 from rest_service.prometheus import PrometheusUnavailable, Series, parse_matrix
 from tests import servers
+from tests.polling import poll
 from tests.rest_service.conftest import Running
 from tests.rest_service.test_logs_admin import admin_app
 
@@ -125,18 +126,16 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
             ).start()
         window = metrics_pages.Window.parse("15m", "2s", 0)
         queries = [promql.expand(c.expr, window.step, window.range_seconds) for c in promql.CHARTS]
-        servers.wait_until(
-            lambda: all(_instant(prom, q) for q in queries), 90, "every chart's query to answer"
-        )
+        poll(lambda: all(_instant(prom, q) for q in queries), 90, "every chart's query to answer")
         # 20 s of scrapes per target: a 2 s step sees every series at many points (a
         # gauge scraped for 1 s could fall between two steps once its target is gone).
-        servers.wait_until(
+        poll(
             lambda: len(_instant(prom, "count_over_time(up[1m]) >= 20")) == len(ROLES),
             90,
             "20 scrapes of every target",
         )
         (control / "http_fail").touch()  # a burst of 500s: the error ratio is not all 0
-        servers.wait_until(
+        poll(
             lambda: any(
                 float(r["value"][1]) > 0
                 for r in _instant(prom, queries[1])
@@ -151,11 +150,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
         stopped = time.time()
         # The page's last point is on a multiple of its step (2 s), so it can lie up to
         # 2 s before "now": wait until that point is past the stop, burst included.
-        servers.wait_until(lambda: time.time() > stopped + 3, 10, "a step past the stop")
+        poll(lambda: time.time() > stopped + 3, 10, "a step past the stop")
         # Settled: Prometheus has seen every target go down (its staleness markers are in).
-        servers.wait_until(
-            lambda: _up(prom) == dict.fromkeys(ROLES.values(), 0.0), 30, "targets seen down"
-        )
+        poll(lambda: _up(prom) == dict.fromkeys(ROLES.values(), 0.0), 30, "targets seen down")
         yield Scraped(prom, control)
     finally:
         for proc in procs.values():

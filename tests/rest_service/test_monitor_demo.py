@@ -4,14 +4,15 @@ visible on the admin Monitors page and in /metrics while the demo runs."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.demo_process import poll, start_demo
+from tests import metric_reader
+from tests.demo_process import start_demo
+from tests.polling import poll
 
 
 @pytest.mark.timeout(300)
@@ -42,8 +43,8 @@ def test_demo_shows_a_checkin_job_and_a_missed_run(tmp_path: Path) -> None:
         checkins = [r for r in runs if r["job_id"] == "nightly-export"]
         assert checkins and all(r["run_id"].startswith("ci-") for r in checkins)
         text = httpx.get(demo.base_url + "/metrics", timeout=10).text
-        status = re.search(r'cron_monitor_status\{monitor="minutely_digest"[^}]*\} (\S+)', text)
-        assert status and float(status.group(1)) == 2.0, text[-2000:]
+        status = metric_reader.series(text, "cron_monitor_status", monitor="minutely_digest")
+        assert [v for _, v in status] == [2.0], text[-2000:]
     finally:
         code = demo.stop(timeout=120)
     assert code == 0, demo.stdout

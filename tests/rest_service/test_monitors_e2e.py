@@ -11,9 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,22 +20,12 @@ import httpx
 import pytest
 
 from tests import servers
+from tests.polling import poll
 from tests.rest_service.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "otel-assist-checkin.sh"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:

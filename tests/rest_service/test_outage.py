@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests import servers
+from tests.polling import poll
 from tests.rest_service.conftest import TOKEN
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,9 @@ def _batch(n: int) -> list[dict[str, object]]:
     ]
 
 
+OUTAGE_S = 10.0  # several pool reconnect attempts and ~100 rejected batches
+
+
 def test_postgres_outage_during_batch_ingest(
     rest_service: str, own_postgres: servers.Postgres
 ) -> None:
@@ -77,10 +81,11 @@ def test_postgres_outage_during_batch_ingest(
     stop = threading.Event()
 
     def pg_outage() -> None:
-        time.sleep(2)
+        poll(lambda: sum(1 for _, code, _ in statuses if code == 200) >= 10, 30,
+             "batches stored before the outage")  # fmt: skip
         outage["start"] = time.monotonic()
         own_postgres.process.stop(sig=signal.SIGINT)  # fast shutdown: sessions are cut
-        time.sleep(10)
+        time.sleep(OUTAGE_S)  # the outage itself: batches keep coming while Postgres is down
         own_postgres.process.start()
         outage["end"] = time.monotonic()
 

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests import servers
+from tests.polling import poll
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -69,7 +70,7 @@ def test_serve_prints_its_address_and_quiet_consistent_json(tmp_path: Path) -> N
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        servers.wait_until(lambda: servers.http_ok(f"{base}/ready"), 60, "rest-service ready")
+        poll(lambda: servers.http_ok(f"{base}/ready"), 60, "rest-service ready")
         # GET / leads to the admin pages
         no_redirect = urllib.request.build_opener(_NoRedirect)
         try:
@@ -86,7 +87,7 @@ def test_serve_prints_its_address_and_quiet_consistent_json(tmp_path: Path) -> N
             assert exc.headers["Content-Type"].startswith("text/html")
             page = exc.read().decode()
             assert "Not found" in page and "stylesheet" in page and '"detail"' not in page
-        servers.wait_until(lambda: b"retention pass" in out.read_bytes(), 30, "retention line")
+        poll(lambda: b"retention pass" in out.read_bytes(), 30, "retention line")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
