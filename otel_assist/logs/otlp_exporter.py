@@ -101,6 +101,12 @@ class OTLPHttpLogExporter(LogRecordExporter):
         self.last_failure_retryable = False
         self.last_failure: str | None = None
 
+    @property
+    def encoder(self) -> OTLPLogEncoder:
+        """The encoder of this exporter's batches: ``LogQueue`` writes its records' wire
+        form with it (:meth:`OTLPLogEncoder.event_record`), in the export thread."""
+        return self._encoder
+
     def take_rejected(self) -> int:
         """Records left out since the last call: by the encoder or by the endpoint."""
         rejected, self._rejected = self._rejected, 0
