@@ -40,9 +40,8 @@ def _app() -> FastAPI:
 
 
 if VARIANT == "ours":
-    from otel_assist.asgi import instrument_app
-
     import otel_assist
+    from otel_assist.web.asgi import instrument_app
 
     otel_assist.configure("bench_http_logging")
     app = instrument_app(_app())

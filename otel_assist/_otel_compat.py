@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 #   the opentelemetry_configurator entry point, and the SDK's `_BaseConfigurator` is the only
 #   base class offered for it (open-telemetry/opentelemetry-python-contrib#1956).
 from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
-from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
 from opentelemetry.sdk._logs import (
     LoggerProvider,
     LoggingHandler,
@@ -48,6 +47,10 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.metrics.export import Metric, MetricReader, MetricsData, ScopeMetrics
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+if TYPE_CHECKING:
+    # imported lazily: see __getattr__
+    from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
 
 # --- Pre-aggregated metrics handed to metric readers ---------------------------------------
 # otel_assist.metrics.preaggregation aggregates the catalog in plain Python and hands finished
@@ -105,7 +108,13 @@ if TYPE_CHECKING:  # imported lazily below
 def __getattr__(name: str) -> Any:
     """The stock OTLP log encoder and exporter, imported on first use: they load protobuf
     and the generated OTLP modules (about 10 MiB of RSS, bench/rss.py), and only the
-    benchmarks and tests that compare against them use them."""
+    benchmarks and tests that compare against them use them. Likewise ``BaseConfigurator``:
+    ``opentelemetry.sdk._configuration`` imports the tracing SDK (tracing is off here), and
+    only ``opentelemetry-instrument``'s configurator entry point needs it."""
+    if name == "BaseConfigurator":
+        from opentelemetry.sdk._configuration import _BaseConfigurator
+
+        return _BaseConfigurator
     if name == "encode_logs":
         from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as f
 

@@ -41,6 +41,7 @@ from otel_assist._otel_compat import (
     ReadWriteLogRecord,
     SeverityNumber,
 )
+from otel_assist.logs.otlp_encoder import EncodedLogRecord
 from otel_assist.logs.processors import TIMESTAMP_NS_KEY, EventDict
 from otel_assist.redaction import Redactor, escape_surrogates, safe_str
 
@@ -325,6 +326,13 @@ class LogQueue:
         # and ones the endpoint reports as rejected) says how many, so they are counted as
         # export_failed rather than as exported.
         self._take_rejected = getattr(exporter, "take_rejected", None)
+        # An exporter with our encoder gets structlog lines in their wire form, written
+        # straight from the event dict (no LogRecord objects; see event_record).
+        self._encoder = getattr(exporter, "encoder", None)
+        if not callable(getattr(self._encoder, "event_record", None)):
+            self._encoder = None
+        cap = min(self.limits.attribute_bytes, self.limits.attributes_bytes)
+        self._fast_chars = min(cap, self.limits.body_bytes) // 4
         if exporter is not None:
             self._start_thread()
             _register_fork_hook(self)
@@ -452,6 +460,22 @@ class LogQueue:
                 limits=item.limits,
             )
         ts, event_dict = item
+        encoder = self._encoder
+        if encoder is not None:
+            try:
+                data = encoder.event_record(
+                    ts,
+                    event_dict,
+                    SEVERITY,
+                    _NOT_ATTRIBUTES,
+                    _RENAMED,
+                    self._fast_chars,
+                    self.limits.attribute_count,
+                )
+            except Exception:  # the general path below decides what becomes of it
+                data = None
+            if data is not None:
+                return EncodedLogRecord(data, self.resource, _SCOPE)  # type: ignore[return-value]
         return ReadableLogRecord(to_log_record(ts, event_dict, self.limits), self.resource, _SCOPE)
 
     def _clean_sdk_record(self, record: LogRecord) -> LogRecord:

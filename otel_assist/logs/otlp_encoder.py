@@ -88,6 +88,17 @@ _CACHE_LIMIT = 4096
 _CACHED_STRING_MAX = 128  # longer strings are unlikely to repeat; not cached
 
 
+class EncodedLogRecord(NamedTuple):
+    """One record already in its wire form (a ``log_records`` field: tag, length, body),
+    with the resource and scope it is grouped under. ``LogQueue`` builds these straight
+    from structlog event dicts (:meth:`OTLPLogEncoder.event_record`) in place of
+    ``ReadableLogRecord`` objects; :meth:`OTLPLogEncoder.encode` takes both."""
+
+    data: bytes
+    resource: Resource
+    instrumentation_scope: InstrumentationScope | None
+
+
 class EncodedLogs(NamedTuple):
     """A serialized ``ExportLogsServiceRequest`` and how many records were left out of it
     because they could not be encoded."""
@@ -209,6 +220,10 @@ class OTLPLogEncoder:
         self._keys: dict[str, bytes] = {}
         self._string_attributes: dict[tuple[str, str], bytes] = {}
         self._bodies: dict[str, bytes] = {}
+        # event_record's: per event-dict key, (attribute name, encoded key field, size) or
+        # _SKIP for a field that is not an attribute; per key, its short values' fields.
+        self._event_keys: dict[Any, tuple[str, bytes, int]] = {}
+        self._event_strings: dict[Any, dict[str, bytes]] = {}
         self._severities: dict[tuple[int | None, str | None], bytes] = {}
         self._resources: dict[int, tuple[Resource, bytes, bytes]] = {}
         self._scopes: dict[int, tuple[InstrumentationScope | None, bytes, bytes]] = {}
@@ -241,11 +256,14 @@ class OTLPLogEncoder:
         rejected = 0
         encode_record = self._log_record
         for readable in batch:
-            try:
-                record = encode_record(readable)
-            except Exception:  # one bad record must not cost the batch
-                rejected += 1
-                continue
+            if type(readable) is EncodedLogRecord:
+                record = readable.data
+            else:
+                try:
+                    record = encode_record(readable)
+                except Exception:  # one bad record must not cost the batch
+                    rejected += 1
+                    continue
             resource = readable.resource
             scope = readable.instrumentation_scope or None
             identity = (id(resource), id(scope))
@@ -344,6 +362,97 @@ class OTLPLogEncoder:
             parts.append(_delimited(_TAG_EVENT_NAME, escape_surrogates(log.event_name).encode()))
         body = b"".join(parts)
         return _TAG_LOG_RECORD + _length(len(body)) + body
+
+    def event_record(
+        self,
+        ts: int,
+        event_dict: Mapping[str, Any],
+        levels: Mapping[Any, tuple[Any, str]],
+        skipped: frozenset[str],
+        renamed: Mapping[str, str],
+        max_chars: int,
+        max_count: int,
+    ) -> bytes | None:
+        """The ``log_records`` field of a bridged structlog line, written straight from
+        its event dict, or None when the line needs the general path.
+
+        Why: building a ``LogRecord`` and a ``ReadableLogRecord`` from the dict and then
+        reading them back cost about as much as encoding (``bench/log_overhead.py``).
+        This covers the common line only: a known level, a string body, and attributes
+        that are short-enough strings, bools, floats or 64-bit ints, with no name that a
+        rename could collide with, all together small enough (``max_chars`` characters,
+        fewer than ``max_count``) that no size cap can apply. Anything else (a long value,
+        a lone surrogate, a list, a nested dict) returns None, and the caller builds the
+        record as before (``to_log_record``), caps and escaping included. The bytes are
+        those of that path: ``tests/core/test_otlp_log_encoder.py`` compares them on
+        generated event dicts.
+        """
+        level = levels.get(event_dict.get("level", "info"))
+        body = event_dict.get("event")
+        if level is None or type(body) is not str or len(body) > max_chars:
+            return None
+        severity = self._severity(level[0].value, level[1])
+        try:
+            body_field = self._body(body)
+        except UnicodeEncodeError:
+            return None
+        parts = [_TAGGED_FIXED64(_TAG_TIME, ts), severity, body_field]
+        strings = self._event_strings
+        fields = self._event_keys
+        size = 0
+        count = 0
+        for key, value in event_dict.items():
+            field = fields.get(key)
+            if field is None:
+                field = _event_key(key, skipped, renamed)
+                if field is None:
+                    return None
+                _bounded_put(fields, key, field, _CACHE_LIMIT)
+            if field is _SKIP:
+                continue  # not an attribute (body, level, ...)
+            name, key_field, name_size = field
+            if name is not key and name in event_dict:
+                return None  # two fields would become one attribute
+            kind = type(value)
+            count += 1
+            size += name_size
+            if kind is str:
+                size += len(value)
+                cached = strings.get(key, _NO_VALUES).get(value)
+                if cached is None:
+                    if len(value) > _CACHED_STRING_MAX:
+                        return None
+                    try:
+                        pair = _key_value(name, value)
+                    except Exception:  # a lone surrogate: the general path escapes it
+                        return None
+                    cached = _TAG_ATTRIBUTE + _length(len(pair)) + pair
+                    values = strings.get(key)
+                    if values is None or len(values) >= _CACHE_LIMIT:
+                        if len(strings) >= _CACHE_LIMIT:
+                            strings.clear()
+                        values = strings[key] = {}
+                    values[value] = cached
+                parts.append(cached)
+                continue
+            if kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                number = _ONE_BYTE[value] if 0 <= value < 0x80 else varint(value)
+                value_field = _ONE_BYTE[len(number) + 1] + _TAG_INT + number
+            elif kind is float:
+                value_field = _DOUBLE_ANY_VALUE + _TAGGED_DOUBLE(_TAG_DOUBLE, value)
+            elif kind is bool:
+                value_field = _TRUE_ANY_VALUE if value else _FALSE_ANY_VALUE
+            else:
+                return None
+            parts.append(_TAG_ATTRIBUTE + _length(len(key_field) + 1 + len(value_field)))
+            parts.append(key_field)
+            parts.append(_TAG_VALUE)
+            parts.append(value_field)
+        if size > max_chars or count >= max_count:
+            return None
+        parts.append(_TAGGED_FIXED64(_TAG_OBSERVED_TIME, ts))
+        record = b"".join(parts)
+        return _TAG_LOG_RECORD + _length(len(record)) + record
 
     def _severity(self, number: int | None, text: str | None) -> bytes:
         """severity_number and severity_text fields; a handful of pairs, cached."""
@@ -454,6 +563,32 @@ def escaped(value: Any) -> Any:
     if isinstance(value, Sequence):
         return [escaped(v) for v in value]
     return value
+
+
+def _event_key(
+    key: Any, skipped: frozenset[str], renamed: Mapping[str, str]
+) -> tuple[str, bytes, int] | None:
+    """(attribute name, its encoded KeyValue key field, the name's share of the size
+    estimate) for an event-dict key; ``_SKIP`` when the key is not an attribute; None
+    when event_record cannot write it (not a plain string, too long, a lone surrogate)."""
+    if type(key) is not str or len(key) > _CACHED_STRING_MAX:
+        return None
+    if key in skipped:
+        return _SKIP
+    name = renamed.get(key, key)
+    try:
+        return name, _key_field(name), len(name) + 24  # as sized_attributes counts it
+    except Exception:
+        return None
+
+
+_SKIP = ("", b"", 0)
+
+
+_NO_VALUES: dict[str, bytes] = {}
+_DOUBLE_ANY_VALUE = b"\x09"  # the length of AnyValue{double_value}
+_TRUE_ANY_VALUE = b"\x02" + _TRUE_VALUE
+_FALSE_ANY_VALUE = b"\x02" + _FALSE_VALUE
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:

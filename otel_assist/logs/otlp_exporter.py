@@ -22,17 +22,22 @@ This class owns the few things an OTLP/HTTP log exporter does:
 
 It writes no log lines itself (it runs inside the log pipeline); ``LogQueue`` reports export
 health once per outage.
+
+The transport is the standard library's ``http.client`` on one kept-alive connection (the
+export thread is its only user), not httpx: importing httpx (with httpcore, h11, and its
+command line's click and rich when those are installed) cost every service about 5 MiB of
+RSS (``bench/rss.py``) for one POST a second.
 """
 
 from __future__ import annotations
 
 import gzip
+import http.client
 import os
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
-
-import httpx
 
 from otel_assist._otel_compat import LogRecordExporter, LogRecordExportResult, ReadableLogRecord
 from otel_assist.logs.otlp_encoder import OTLPLogEncoder
@@ -93,13 +98,18 @@ class OTLPHttpLogExporter(LogRecordExporter):
         }
         if self.gzip:
             self._headers["content-encoding"] = "gzip"
-        verify: str | bool = certificate_file or _env("CERTIFICATE") or True
-        self._client = httpx.Client(timeout=timeout, verify=verify)
+        self._transport = _Transport(endpoint, timeout, certificate_file or _env("CERTIFICATE"))
         self._encoder = OTLPLogEncoder()
         self._rejected = 0
         self._shutdown = threading.Event()
         self.last_failure_retryable = False
         self.last_failure: str | None = None
+
+    @property
+    def encoder(self) -> OTLPLogEncoder:
+        """The encoder of this exporter's batches: ``LogQueue`` writes its records' wire
+        form with it (:meth:`OTLPLogEncoder.event_record`), in the export thread."""
+        return self._encoder
 
     def take_rejected(self) -> int:
         """Records left out since the last call: by the encoder or by the endpoint."""
@@ -116,17 +126,18 @@ class OTLPHttpLogExporter(LogRecordExporter):
         self._rejected += encoded.rejected
         body = gzip.compress(encoded.data, compresslevel=1) if self.gzip else encoded.data
         try:
-            response = self._client.post(self.endpoint, content=body, headers=self._headers)
-        # refused, reset, timed out; RuntimeError: the client was closed by shutdown()
-        except (httpx.HTTPError, OSError, RuntimeError) as error:
+            status, content = self._transport.post(body, self._headers)
+        # refused, reset, timed out, a malformed answer; or the connection closed under
+        # it by shutdown()
+        except Exception as error:
             self.last_failure_retryable = not self._shutdown.is_set()
-            self.last_failure = type(error).__name__
+            self.last_failure = getattr(error, "otlp_phase", None) or type(error).__name__
             return LogRecordExportResult.FAILURE
-        if 200 <= response.status_code < 300:
-            self._count_partial_success(response.content)
+        if 200 <= status < 300:
+            self._count_partial_success(content)
             return LogRecordExportResult.SUCCESS
-        self.last_failure_retryable = response.status_code in RETRYABLE_STATUSES
-        self.last_failure = f"HTTP {response.status_code}"
+        self.last_failure_retryable = status in RETRYABLE_STATUSES
+        self.last_failure = f"HTTP {status}"
         return LogRecordExportResult.FAILURE
 
     def _count_partial_success(self, content: bytes) -> None:
@@ -151,4 +162,66 @@ class OTLPHttpLogExporter(LogRecordExporter):
     def shutdown(self) -> None:
         """Close the connection pool; an export in progress fails as not retryable."""
         self._shutdown.set()
-        self._client.close()
+        self._transport.close()
+
+
+class _Transport:
+    """One HTTP/1.1 connection to the endpoint, kept alive between batches and opened
+    again after any failure. Not for concurrent use (the export thread is the only
+    caller; ``close`` from another thread makes a request in progress fail)."""
+
+    def __init__(self, endpoint: str, timeout: float, certificate_file: str | None) -> None:
+        url = urllib.parse.urlsplit(endpoint)
+        self.https = url.scheme == "https"
+        self.host = url.hostname or "localhost"
+        self.port = url.port
+        self.path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=certificate_file) if self.https else None
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.https:
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=self.context
+            )
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.connect()
+        except Exception as error:
+            error.otlp_phase = "ConnectError"  # type: ignore[attr-defined]  # as httpx said
+            raise
+        return connection
+
+    def post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        """(status, answer body). A kept-alive connection the endpoint closed while idle
+        fails before anything is sent or answered: that one is retried once at once on a
+        new connection (what httpx did too), not reported as an outage."""
+        connection = self._connection
+        if connection is not None:
+            try:
+                return self._exchange(connection, body, headers)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+        return self._exchange(self._connect(), body, headers)
+
+    def _exchange(
+        self, connection: http.client.HTTPConnection, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, bytes]:
+        self._connection = connection
+        try:
+            connection.request("POST", self.path, body=body, headers=dict(headers))
+            response = connection.getresponse()
+            content = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, content
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()

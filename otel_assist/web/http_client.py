@@ -11,8 +11,12 @@ inject trace headers we do not use. A header the caller set explicitly is left a
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.machinery
+import sys
 import threading
 import time
+from types import ModuleType
 from typing import Any
 
 from otel_assist.correlation import baggage_header
@@ -56,11 +60,46 @@ def _logged(request: Any, status: int | None, error: str | None, started: float)
 
 
 def install() -> None:
-    """Patch httpx once per process (no-op when httpx is not installed)."""
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - httpx is a dependency, but stay optional
-        return
+    """Patch httpx once per process: now if it is imported already, else as soon as it is.
+
+    Why not import it here: httpx (with httpcore, h11, and its command line's click and
+    rich when those are installed) costs a service that makes no HTTP calls about 5 MiB
+    of RSS (``bench/rss.py``)."""
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
+        _patch(httpx)
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when ``httpx`` is imported, it lets the other finders locate
+    it and wraps the loader so the module is patched right after it runs."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "httpx":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: Any) -> ModuleType | None:
+        module: ModuleType | None = self.loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        _patch(module)
+
+
+def _patch(httpx: Any) -> None:
     if getattr(httpx.Client.send, _PATCHED_FLAG, False):
         return
     sync_send = httpx.Client.send
@@ -92,5 +131,5 @@ def install() -> None:
 
     setattr(send, _PATCHED_FLAG, True)
     setattr(asend, _PATCHED_FLAG, True)
-    httpx.Client.send = send  # type: ignore[method-assign]
-    httpx.AsyncClient.send = asend  # type: ignore[method-assign]
+    httpx.Client.send = send
+    httpx.AsyncClient.send = asend

@@ -99,3 +99,27 @@ async def test_outgoing_httpx_carries_baggage(otel_capture: Capture, header_serv
         None,
     ]
     assert all("traceparent" not in h for h in _Recorder.seen)
+
+
+def test_httpx_imported_after_configure_is_patched(header_server: str) -> None:
+    """configure() no longer imports httpx (bench/rss.py): a service that imports it
+    later still gets baggage on its calls, through the import hook."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, otel_assist\n"
+        "otel_assist.configure('late_httpx', metrics_exporters=())\n"
+        "assert 'httpx' not in sys.modules, 'configure() imported httpx'\n"
+        "import httpx\n"
+        "with otel_assist.correlation_scope('late-import-id'):\n"
+        f"    print(httpx.get({header_server!r}).status_code)\n"
+    )
+    env = {**os.environ, "OTEL_LOGS_EXPORTER": "none"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "204"
+    assert [h.get("baggage") for h in _Recorder.seen] == ["correlation_id=late-import-id"]

@@ -35,8 +35,14 @@ from opentelemetry.trace import TraceFlags
 
 import otel_assist
 from otel_assist import telemetry
-from otel_assist.logs.export_queue import _SCOPE, to_log_record
-from otel_assist.logs.otlp_encoder import OTLPLogEncoder, any_value, varint
+from otel_assist.logs.export_queue import (
+    _SCOPE,
+    LEVELS,
+    LogQueue,
+    RecordLimits,
+    to_log_record,
+)
+from otel_assist.logs.otlp_encoder import EncodedLogRecord, OTLPLogEncoder, any_value, varint
 from otel_assist.logs.otlp_exporter import OTLPHttpLogExporter
 from tests.otlp_receiver import OTLPReceiver
 from tests.polling import poll
@@ -372,6 +378,79 @@ def _records(draw: st.DrawFn) -> ReadableLogRecord:
 @given(st.lists(_records(), max_size=12))
 def test_generated_batches(batch: list[ReadableLogRecord]) -> None:
     assert_same_as_official(batch)
+
+
+# -- structlog lines written straight from the event dict (LogQueue's fast path)
+
+_event_values = st.one_of(
+    st.sampled_from(["request_in", "c-1", "", "\udcff", "a\x00b", 42, -1, True, False, 0.25]),
+    st.text(max_size=200),
+    st.integers(),  # past 64 bits too: the general path makes them strings
+    st.floats(),
+    st.none(),
+    st.datetimes(timezones=st.timezones()),
+    _any,
+)
+_event_keys = st.one_of(
+    st.sampled_from(
+        [
+            *("user_id", "event_type", "correlation_id", "", "filename", "lineno", "func_name"),
+            *("code.filepath", "code.lineno", "logger", "exception", "\udcff", "timestamp"),
+        ]
+    ),
+    st.text(max_size=140),
+)
+
+
+@st.composite
+def _event_dicts(draw: st.DrawFn) -> dict[Any, Any]:
+    event = draw(_event_keys_values())
+    event["event"] = draw(st.one_of(st.text(max_size=300), st.sampled_from(["hi", "\udcff"])))
+    event["level"] = draw(st.sampled_from([*LEVELS, "notice", "info"]))
+    if draw(st.booleans()):  # many fields, or one huge: past the size caps
+        event.update({f"k{i}": "v" * draw(st.integers(0, 50)) for i in range(100)})
+    if draw(st.booleans()):
+        event["big"] = "x" * draw(st.sampled_from([4000, 4096, 17_000]))
+    return event
+
+
+def _event_keys_values() -> st.SearchStrategy[dict[Any, Any]]:
+    return st.dictionaries(_event_keys, _event_values, max_size=10)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_event_dicts(), min_size=1, max_size=6), st.integers(1, 2**63 - 1))
+def test_event_dicts_encoded_directly_equal_the_general_path(
+    events: list[dict[Any, Any]], ts: int
+) -> None:
+    """The wire form LogQueue writes straight from an event dict is byte-identical to the
+    record built by to_log_record (size caps, escaping, renames), whose encoding the
+    tests above hold to the official encoder's; lines it cannot write directly go the
+    general way."""
+    limits = RecordLimits()
+    queue = LogQueue(None, RESOURCES[0], limits=limits)
+    queue._encoder = OTLPLogEncoder()  # as configure() gives it, without a thread
+    direct = [queue._readable((ts, dict(event))) for event in events]
+    general = [
+        ReadableLogRecord(to_log_record(ts, dict(event), limits), RESOURCES[0], _SCOPE)
+        for event in events
+    ]
+    ours = OTLPLogEncoder().encode(direct)
+    expected = OTLPLogEncoder().encode(general)
+    assert ours.rejected == expected.rejected == 0
+    assert ours.data == expected.data
+
+
+def test_common_lines_take_the_direct_path() -> None:
+    """The benchmark's line and a callsite-carrying warning are written directly (a
+    silent fall back to the general path would cost what this path saves)."""
+    queue = LogQueue(None, RESOURCES[0])
+    queue._encoder = OTLPLogEncoder()
+    line = {"event_type": "request_in", "user_id": 42, "chars": 1000, "event": "received"}
+    line |= {"level": "info", "timestamp": "2026-12-05T22:50:02Z", "service": "svc"}
+    warning = {**line, "level": "warning", "filename": "a.py", "lineno": 3, "func_name": "f"}
+    for event in (line, warning, {**line, "ratio": 0.5, "ok": True, "user_id": -(2**63)}):
+        assert isinstance(queue._readable((1, event)), EncodedLogRecord)
 
 
 # -- what the official encoder cannot encode
