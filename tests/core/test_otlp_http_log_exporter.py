@@ -167,3 +167,59 @@ def test_severity_survives_the_encoding(endpoint: ScriptedEndpoint) -> None:
     rec = request.resource_logs[0].scope_logs[0].log_records[0]
     assert rec.severity_number == SeverityNumber.FATAL.value
     exporter.shutdown()
+
+
+class IdleClosingEndpoint:
+    """Answers one request per connection as if keeping it alive (HTTP/1.1, a
+    Content-Length, no ``Connection: close``), then closes it: what a Collector or a load
+    balancer does to a connection left idle past its timeout."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/logs"
+        self.connections = 0
+        self.bodies: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.bodies.append(body)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_kept_alive_connection_closed_while_idle_costs_nothing() -> None:
+    """The next batch goes out on a new connection at once: success, not an outage (no
+    retry wait in the queue), and each batch arrives exactly once."""
+    endpoint = IdleClosingEndpoint()
+    exporter = OTLPHttpLogExporter(endpoint.url, timeout=5)
+    try:
+        results = [exporter.export(_batch(2)) for _ in range(4)]
+    finally:
+        exporter.shutdown()
+        endpoint.close()
+    assert results == [LogRecordExportResult.SUCCESS] * 4
+    assert not exporter.last_failure_retryable
+    assert [len(_bodies(b)) for b in endpoint.bodies] == [2, 2, 2, 2]
+    assert endpoint.connections == 4
