@@ -158,6 +158,15 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(known)}")
         return 2
+    if len(names) > 1:
+        # Each benchmark in a fresh interpreter: one configures otel_assist, sets
+        # environment variables or starts threads that a later one in the same process
+        # would inherit (log_overhead after queue_overhead exported nothing: 0 records).
+        codes = [
+            subprocess.run([sys.executable, "-m", "bench", name], check=False).returncode
+            for name in names
+        ]
+        return max(codes)
     commit = git_commit()
     entries = [record(name, commit) for name in names]
     save(entries)
