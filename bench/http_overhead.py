@@ -2,8 +2,16 @@
 
 uvicorn with production settings (uvloop + httptools, one worker, no uvicorn access log in
 any variant; otel_assist's own access line is on, as by default) pinned to CPU 0; ``wrk``
-on loopback pinned to CPU 1. Variants run in interleaved rounds so drift on this shared
-machine hits all of them alike; each variant's figure is the median of its rounds.
+on loopback pinned to CPU 1.
+
+Estimator (this is a shared, noisy 2-core VM: the plain variant alone swung between 4,600
+and 9,700 req/s from one 5 s round to the next): every variant's server is started once
+and warmed up; the servers not under load are stopped with SIGSTOP, so an idle server's
+threads take nothing from the one being measured; then many short rounds alternate the
+order (plain, ours / ours, plain). The contract ratio is the median of the per-round
+ratios ours/plain: load that drifts over seconds hits both halves of a round alike and
+cancels in the ratio, and the median ignores the rounds a burst of other work hit. The
+ratio of the two medians (the estimator used before) is printed beside it.
 """
 
 from __future__ import annotations
@@ -12,10 +20,10 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -26,8 +34,8 @@ from tests.polling import poll
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "2"))
 
 
 def _variants() -> tuple[str, ...]:
@@ -90,30 +98,56 @@ def run() -> BenchResult:
     variants = _variants()
     rps: dict[str, list[float]] = {v: [] for v in variants}
     with OTLPReceiver() as sink:
-        for round_no in range(ROUNDS):
+        servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        try:
             for variant in variants:
                 port = free_port()
-                proc = start(variant, port, sink.endpoint)
-                try:
-                    load(port) if round_no == 0 and variant == variants[0] else None  # warm-up
-                    rps[variant].append(load(port))
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=30)
-                print(f"round {round_no + 1} {variant}: {rps[variant][-1]:.0f} req/s", flush=True)
-                time.sleep(0.5)
+                servers[variant] = (start(variant, port, sink.endpoint), port)
+                load(port)  # warm-up
+                servers[variant][0].send_signal(signal.SIGSTOP)
+            for round_no in range(ROUNDS):
+                order = variants if round_no % 2 == 0 else tuple(reversed(variants))
+                for variant in order:
+                    proc, port = servers[variant]
+                    proc.send_signal(signal.SIGCONT)
+                    try:
+                        rps[variant].append(load(port))
+                    finally:
+                        proc.send_signal(signal.SIGSTOP)
+                line = ", ".join(f"{v} {rps[v][-1]:.0f}" for v in variants)
+                print(f"round {round_no + 1}: {line} req/s", flush=True)
+        finally:
+            for proc, _port in servers.values():
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+                proc.wait(timeout=30)
         received = len(sink.records())
     med = {v: statistics.median(values) for v, values in rps.items()}
-    stock_ratio = med["stock"] / med["plain"] if "stock" in med else float("nan")
+    paired = [o / p for o, p in zip(rps["ours"], rps["plain"], strict=True)]
+    ratio = statistics.median(paired)
+    stock_ratio = (
+        statistics.median(s / p for s, p in zip(rps["stock"], rps["plain"], strict=True))
+        if "stock" in rps
+        else float("nan")
+    )
     if "stock" in med:
         print(f"stock FastAPIInstrumentor: ratio={stock_ratio:.3f} ({med['stock']:.0f} req/s)")
+    print(
+        f"per-round ratios ours/plain: min {min(paired):.3f}, median {ratio:.3f}, "
+        f"max {max(paired):.3f}; ratio of medians {med['ours'] / med['plain']:.3f}"
+    )
     print(f"otel_assist log records received by the OTLP sink: {received}")
     return BenchResult(
         name="http_overhead",
-        ratio=med["ours"] / med["plain"],
+        ratio=ratio,
         ours=med["ours"],
         baseline=med["plain"],
         unit="req/s",
         target=">= 0.90",
-        extra={"stock_ratio": stock_ratio, "stock": med.get("stock"), "rounds": rps},
+        extra={
+            "stock_ratio": stock_ratio,
+            "stock": med.get("stock"),
+            "ratio_of_medians": med["ours"] / med["plain"],
+            "rounds": rps,
+        },
     )

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import context
 
 from otel_assist import correlation
-from otel_assist.event_types import LEVELS, LogEventType, emit
+from otel_assist.event_types import LEVELS, LogEventType, emit, wanted
 from otel_assist.metrics import http as http_metrics
 
 Scope = MutableMapping[str, Any]
@@ -32,13 +32,20 @@ _WANTED = {b"baggage", b"x-correlation-id", b"x-request-id"}
 _CID_HEADER = correlation.HEADER.encode()
 
 
-def _correlation_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _request_context(raw: Iterable[tuple[bytes, bytes]]) -> tuple[context.Context, str]:
+    """The request's context and correlation_id from its raw ASGI headers: the caller's
+    baggage / X-Correlation-ID / X-Request-ID when sent (:func:`correlation.extract_from_headers`
+    decides), else a fresh id without building the header mapping."""
+    found: dict[str, str] | None = None
     for name, value in raw:
         lowered = name.lower()
         if lowered in _WANTED:
+            if found is None:
+                found = {}
             found[lowered.decode()] = value.decode("latin-1")
-    return found
+    if found is None:
+        return correlation.fresh_context()
+    return correlation.extract_from_headers(found)
 
 
 def route_template(scope: Scope) -> str | None:
@@ -77,60 +84,60 @@ class TelemetryMiddleware:
         self._logger: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # One coroutine per request (this runs for every request: each extra frame, closure
+        # or call here is a visible share of a small handler, see bench/http_overhead.py).
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ctx, cid = correlation.extract_from_headers(_correlation_headers(scope["headers"]))
+        ctx, cid = _request_context(scope["headers"])
         token = context.attach(ctx)
         try:
             if scope["path"] in self.excluded:
                 await self.app(scope, receive, _echo(send, cid))
                 return
-            await self._measured(scope, receive, send, cid)
+            recorder = http_metrics.current()
+            method = scope["method"]
+            active_method = recorder.request_started(method)
+            status = 500
+            started = False
+            cid_header = (_CID_HEADER, cid.encode())
+
+            async def send_with_header(message: Message) -> None:
+                nonlocal status, started
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    started = True
+                    message["headers"] = [*message.get("headers", ()), cid_header]
+                await send(message)
+
+            if wanted(LogEventType.REQUEST_IN):  # off by default: no keyword dict
+                emit(
+                    self._logger_or_default(),
+                    LogEventType.REQUEST_IN,
+                    "request in",
+                    http_method=method,
+                    http_target=scope["path"],
+                )
+            start = time.perf_counter()
+            try:
+                await self.app(scope, receive, send_with_header)
+            except Exception:
+                # Logged here, inside the request's context, so the traceback line carries
+                # its correlation_id. Once Starlette has sent the 500 the exception has
+                # nowhere useful to go: re-raising would only make uvicorn log it again.
+                self._logger_or_default().exception(
+                    "unhandled exception", event_type="error", http_route=route_template(scope)
+                )
+                if not started:
+                    raise
+            finally:
+                elapsed = time.perf_counter() - start
+                route = route_template(scope)
+                recorder.request_finished(active_method, method, route, status, elapsed)
+                if self.access_log or LogEventType.RESPONSE in LEVELS.info:
+                    self._log(method, route or scope["path"], status, elapsed)
         finally:
             context.detach(token)
-
-    async def _measured(self, scope: Scope, receive: Receive, send: Send, cid: str) -> None:
-        recorder = http_metrics.current()
-        method = scope["method"]
-        active_method = recorder.request_started(method)
-        status = 500
-        started = False
-        cid_header = (_CID_HEADER, cid.encode())
-
-        async def send_with_header(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                started = True
-                message["headers"] = [*message.get("headers", ()), cid_header]
-            await send(message)
-
-        emit(
-            self._logger_or_default(),
-            LogEventType.REQUEST_IN,
-            "request in",
-            http_method=method,
-            http_target=scope["path"],
-        )
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_with_header)
-        except Exception:
-            # Logged here, inside the request's context, so the traceback line carries its
-            # correlation_id. Once Starlette has sent the 500 the exception has nowhere
-            # useful to go: re-raising would only make uvicorn log it a second time.
-            self._logger_or_default().exception(
-                "unhandled exception", event_type="error", http_route=route_template(scope)
-            )
-            if not started:
-                raise
-        finally:
-            elapsed = time.perf_counter() - start
-            route = route_template(scope)
-            recorder.request_finished(active_method, method, route, status, elapsed)
-            if self.access_log or LogEventType.RESPONSE in LEVELS.info:
-                self._log(method, route or scope["path"], status, elapsed)
 
     def _logger_or_default(self) -> Any:
         if self._logger is None:

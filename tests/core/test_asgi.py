@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from otel_assist.correlation import get_correlation_id, is_valid
 from otel_assist.testing import Capture
-from otel_assist.web.asgi import instrument_app
+from otel_assist.web.asgi import Receive, Scope, Send, TelemetryMiddleware, instrument_app
 
 
 def make_app() -> FastAPI:
@@ -130,3 +135,57 @@ async def test_route_template_keeps_router_prefixes(otel_capture: Capture) -> No
         for p in otel_capture.metric_points("http.server.request.duration")
     }
     assert routes == {"/api/v1/jobs/{job_id}"}
+
+
+_HEADER_NAMES = st.sampled_from(
+    [b"baggage", b"BAGGAGE", b"X-Correlation-ID", b"x-request-id", b"X-REQUEST-ID", b"host", b"a"]
+) | st.binary(max_size=40)
+_HEADER_VALUES = (
+    st.binary(max_size=300)
+    | st.sampled_from([b"correlation_id=ok-1", b"correlation_id=..", b"ok-2", b"\xff\x00\r\n"])
+    | st.text(alphabet=st.characters(max_codepoint=255), max_size=200).map(
+        lambda t: t.encode("latin-1")
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(headers=st.lists(st.tuples(_HEADER_NAMES, _HEADER_VALUES), max_size=12))
+async def test_any_raw_headers_give_one_valid_correlation_id(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Whatever raw header bytes a client sends (any case, binary, control characters,
+    repeated names, forged ids), the request runs with exactly one valid correlation_id,
+    the handler sees the same id as the response header, and a valid id the client sent
+    in X-Correlation-ID (with no baggage and no X-Request-ID) is kept."""
+    seen: list[str | None] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(get_correlation_id())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = TelemetryMiddleware(inner, excluded_urls=(), access_log=False)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, object]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": headers}
+    await app(scope, receive, send)
+    echoed = [v for k, v in sent[0]["headers"] if k == b"x-correlation-id"]  # type: ignore[attr-defined]
+    assert len(echoed) == 1
+    cid = echoed[0].decode()
+    assert is_valid(cid) and seen == [cid]
+    names = [k.lower() for k, _v in headers]
+    only_cid_header = names.count(b"x-correlation-id") == 1 and not (
+        {b"baggage", b"x-request-id"} & set(names)
+    )
+    if only_cid_header:
+        sent_id = next(v for k, v in headers if k.lower() == b"x-correlation-id")
+        if is_valid(sent_id.decode("latin-1")):
+            assert cid == sent_id.decode("latin-1")
+    assert get_correlation_id() is None  # the request's context was detached
