@@ -405,12 +405,43 @@ class LogQueue:
         return batch
 
     def _convert(self, batch: Sequence[Any]) -> list[ReadableLogRecord]:
-        records = []
-        for item in batch:
+        """The batch as the exporter takes it. With our encoder, structlog lines are
+        written to their wire form in one call for the whole batch, and consecutive ones
+        travel as one chunk of bytes (an ``EncodedLogRecord`` with its record count), so
+        the per-record Python objects and calls of the general path are not paid for
+        them; the rest (SDK records, lines the direct path leaves out) are converted one
+        by one, in their place in the batch."""
+        encoder = self._encoder
+        direct: list[bytes | None]
+        if encoder is not None:
             try:
-                records.append(self._readable(item))
+                direct = encoder.event_records(
+                    batch,
+                    SEVERITY,
+                    _NOT_ATTRIBUTES,
+                    _RENAMED,
+                    self._fast_chars,
+                    self.limits.attribute_count,
+                )
+            except Exception:  # the general path below decides what becomes of them
+                direct = [None] * len(batch)
+        else:
+            direct = [None] * len(batch)
+        records: list[Any] = []
+        run: list[bytes] = []
+        for item, data in zip(batch, direct, strict=True):
+            if data is not None:
+                run.append(data)
+                continue
+            if run:
+                records.append(EncodedLogRecord(b"".join(run), self.resource, _SCOPE, len(run)))
+                run = []
+            try:
+                records.append(self._general(item))
             except Exception:  # one unconvertible record must not cost the batch
                 self.dropped["export_failed"] += 1
+        if run:
+            records.append(EncodedLogRecord(b"".join(run), self.resource, _SCOPE, len(run)))
         return records
 
     def _done_with_pending(self) -> None:
@@ -420,7 +451,7 @@ class LogQueue:
             self._idle.notify_all()
 
     def _abandon_pending(self) -> None:
-        self.dropped["export_failed"] += len(self._pending) + len(self._items)
+        self.dropped["export_failed"] += record_count(self._pending) + len(self._items)
         self._items.clear()
         self._done_with_pending()
 
@@ -428,6 +459,7 @@ class LogQueue:
         """One attempt. True when the batch is done with (sent, or refused for good);
         False when it should be retried."""
         assert self.exporter is not None
+        count = record_count(records)
         try:
             result = self.exporter.export(records)
         except Exception:  # an exporter must never take the thread (or the host) down
@@ -436,7 +468,7 @@ class LogQueue:
             retryable = bool(getattr(self.exporter, "last_failure_retryable", False))
         rejected = self._take_rejected() if self._take_rejected is not None else 0
         if result == LogRecordExportResult.SUCCESS:
-            self.exported += len(records) - rejected
+            self.exported += count - rejected
             self.dropped["export_failed"] += rejected
             self.health.succeeded(self)
             return True
@@ -444,12 +476,16 @@ class LogQueue:
         if retryable and not self._give_up.is_set():
             self.health.failed(self, reason)
             return False
-        self.dropped["export_failed"] += len(records)
+        self.dropped["export_failed"] += count
         if not self._give_up.is_set():
-            self.health.refused(self, reason, len(records))
+            self.health.refused(self, reason, count)
         return True
 
     def _readable(self, item: Any) -> ReadableLogRecord:
+        """One item as the exporter takes it (what ``_convert`` does for a batch)."""
+        return self._convert([item])[0]
+
+    def _general(self, item: Any) -> ReadableLogRecord:
         if isinstance(item, ReadWriteLogRecord):
             return ReadableLogRecord(
                 log_record=self._clean_sdk_record(item.log_record),
@@ -460,22 +496,6 @@ class LogQueue:
                 limits=item.limits,
             )
         ts, event_dict = item
-        encoder = self._encoder
-        if encoder is not None:
-            try:
-                data = encoder.event_record(
-                    ts,
-                    event_dict,
-                    SEVERITY,
-                    _NOT_ATTRIBUTES,
-                    _RENAMED,
-                    self._fast_chars,
-                    self.limits.attribute_count,
-                )
-            except Exception:  # the general path below decides what becomes of it
-                data = None
-            if data is not None:
-                return EncodedLogRecord(data, self.resource, _SCOPE)  # type: ignore[return-value]
         return ReadableLogRecord(to_log_record(ts, event_dict, self.limits), self.resource, _SCOPE)
 
     def _clean_sdk_record(self, record: LogRecord) -> LogRecord:
@@ -552,6 +572,12 @@ class LogQueue:
 
 
 _FIRST_BACKOFF_S = 0.5
+
+
+def record_count(records: Sequence[Any]) -> int:
+    """Log records in a converted batch: a chunk of directly written lines counts as
+    the lines it holds."""
+    return sum(r.records if type(r) is EncodedLogRecord else 1 for r in records)
 
 
 class ExportHealth:
@@ -677,7 +703,7 @@ class DiscardingExporter(LogRecordExporter):
         self.count = 0
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        self.count += len(batch)
+        self.count += record_count(batch)
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
