@@ -20,9 +20,8 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
-from otel_assist import event_types
-from otel_assist.logs import callsite
 from otel_assist.logs import processors as lp
+from otel_assist.logs.chain import LineChain
 from otel_assist.logs.export_queue import LevelCounts, LogQueue, OtelBridge
 from otel_assist.redaction import safe_str
 from otel_assist.settings import Settings
@@ -109,6 +108,8 @@ class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg,unuse
 
 
 class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
+    line_chain: Any  # set by configure_logging: LineChain with the bridge
+
     """ProcessorFormatter that never makes the logging module print '--- Logging error ---'
     and lose the line: a record whose message cannot be built (``%d`` given a string, an
     argument whose ``__str__`` raises) is logged with its template and its arguments'
@@ -146,12 +147,12 @@ class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
             ed["exc_info"] = record.exc_info
         if record.stack_info:
             ed["stack_info"] = record.stack_info
+        ed["logger"] = record.name  # structlog.stdlib.add_logger_name
         logger = self.logger
-        for pre in self.foreign_pre_chain or ():
-            ed = pre(logger, method, ed)
-        for proc in self.processors:
-            ed = proc(logger, method, ed)
-        return cast(str, ed)
+        # The whole chain, bridge included, in one call (LineChain), then the renderer:
+        # what foreign_pre_chain + processors do, without their per-processor steps.
+        ed = self.line_chain(logger, method, ed)
+        return cast(str, self.processors[-1](logger, method, ed))
 
 
 # Stateful pieces of the chain are process-wide singletons updated in place by
@@ -169,9 +170,7 @@ def shared_processors(settings: Settings) -> list[Processor]:
     Masking comes before the standard fields: the fields this library adds (timestamp,
     level, service, correlation_id from its checked charset) need no scrubbing, and the
     exception fields are scrubbed where they are made."""
-    chain: list[Processor] = [lp.merge_bound_contextvars, _MASK, _FIELDS]
-    chain += [*callsite.processors(settings.log_callsite), event_types.UnknownEventTypes()]
-    return chain
+    return LineChain(_MASK, _FIELDS, None, settings.log_callsite).stages()
 
 
 def _json_bytes(_logger: Any, _method: str, event_dict: lp.EventDict) -> bytes:
@@ -238,14 +237,13 @@ def configure_logging(
     if queue is not None:
         queue.redactor = _MASK.redactor
     _SINK.target = _binary(stream)
-    shared = shared_processors(settings)
-    tail: list[Processor] = [BRIDGE]
+    chain = LineChain(_MASK, _FIELDS, BRIDGE, settings.log_callsite)
 
     renderer: Callable[..., Any]
     if console:
         console_renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         structlog.configure(
-            processors=[*shared, *tail, console_renderer],
+            processors=[chain, console_renderer],
             logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _SafeText(stream))),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
@@ -253,17 +251,24 @@ def configure_logging(
         renderer = console_renderer
     else:
         structlog.configure(
-            processors=[*shared, *tail, _json_bytes],
+            processors=[chain, _json_bytes],
             logger_factory=structlog.BytesLoggerFactory(cast(BinaryIO, _SINK)),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
         )
         renderer = _json_text
 
+    # foreign_pre_chain + processors are what ProcessorFormatter itself runs (a structlog
+    # record sent through stdlib, and the fallback of a record that failed to format);
+    # stdlib records take line_chain + the renderer (_format_foreign).
     formatter = _SafeProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[lp.drop_meta, *tail, renderer],
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            LineChain(_MASK, _FIELDS, None, settings.log_callsite),
+        ],
+        processors=[lp.drop_meta, BRIDGE, renderer],
     )
+    formatter.line_chain = chain
     _install_root_handler(formatter, stream, level)
     _keep_uvicorn_routed()
     _flush_before_uvicorn_exits()
