@@ -21,6 +21,7 @@ import structlog
 from structlog.typing import Processor
 
 from otel_assist.logs import processors as lp
+from otel_assist.logs import stdlib_callsite
 from otel_assist.logs.chain import LineChain
 from otel_assist.logs.export_queue import LevelCounts, LogQueue, OtelBridge
 from otel_assist.redaction import safe_str
@@ -270,6 +271,7 @@ def configure_logging(
     )
     formatter.line_chain = chain
     _install_root_handler(formatter, stream, level)
+    stdlib_callsite.install(settings.log_callsite)
     _keep_uvicorn_routed()
     _flush_before_uvicorn_exits()
 
