@@ -118,6 +118,15 @@ def run() -> BenchResult:
     if not shutil.which("wrk"):
         raise SystemExit("http_logging needs wrk (Debian package 'wrk'; make system-deps)")
     work = Path(tempfile.mkdtemp(prefix="otel-assist-bench-http-logging-"))
+    try:
+        return _run(work)
+    finally:
+        # The servers' stdout: about 20 MB a round. Left behind, a few runs filled the
+        # shared machine's disk.
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(work: Path) -> BenchResult:
     rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu_us: dict[str, list[float]] = {v: [] for v in VARIANTS}
     served = dict.fromkeys(VARIANTS, 0)

@@ -17,13 +17,7 @@ encoding it, the HTTP POST), because each round ends with a flush inside the tim
 
 The set-ups run in one process in interleaved rounds (this shared VM's speed drifts by 2x
 within seconds, so separate processes or back-to-back runs compare the weather, not the
-code); the ratio is the median of per-round ours/structlog ratios, taken in rounds of
-those two alone. The anchors run after them, in rounds of all four set-ups as every
-set-up ran before, and the ratio of those rounds is printed beside (``as before``): with
-the anchors' rounds between them (their SDK objects, hundreds of thousands per round)
-ours and plain both ran slower in the same process, ours by more (measured: export
-thread 0.9 -> 2.5 us/record in encode+POST, caller 9 -> 12 us), which neither a service
-nor plain structlog pays (``bench/README.md``). Each exporting set-up
+code); the ratio is the median of per-round ours/structlog ratios. Each exporting set-up
 has its own Collector, whose accepted count is checked against the calls it made, so a
 set-up cannot look cheap by not sending: a round logs CALLS lines in a tight loop, far
 faster than any service, so every queue (ours and the stock BatchLogRecordProcessor's,
@@ -207,17 +201,9 @@ def run() -> BenchResult:
         maybe = [_ours(sink, c1), _plain(sink), _structlog_otel(sink, c2), _stdlib_otel(sink, c3)]
         setups = [s for s in maybe if s is not None]
         results: dict[str, list[float]] = {s.name: [] for s in setups}
-        pair = [s for s in setups if s.name in ("ours", "structlog")]
-        paired: dict[str, list[float]] = {s.name: [] for s in pair}
         with correlation_scope("bench-correlation-id"):
             for setup in setups:  # one unmeasured pass each: imports, caches, connections
                 _measure(setup, 1000)
-            # The target's rounds: ours and plain alone, interleaved.
-            for round_no in range(ROUNDS):
-                order = pair if round_no % 2 == 0 else list(reversed(pair))
-                for setup in order:
-                    paired[setup.name].append(_measure(setup, CALLS))
-            # The anchors' rounds: every set-up interleaved, as the figure was taken before.
             for round_no in range(ROUNDS):
                 order = setups if round_no % 2 == 0 else list(reversed(setups))
                 for setup in order:
@@ -229,35 +215,20 @@ def run() -> BenchResult:
         print(f"{setup.name}: {accepted[setup.name]} records accepted by its Collector")
         if accepted[setup.name] < setup.calls:
             raise RuntimeError(f"{setup.name}: {accepted[setup.name]} of {setup.calls} records")
-    ratios = [o / b for o, b in zip(paired["ours"], paired["structlog"], strict=True)]
-    old_ratios = [o / b for o, b in zip(results["ours"], results["structlog"], strict=True)]
-    pmed = {name: statistics.median(values) for name, values in paired.items()}
+    ratios = [o / b for o, b in zip(results["ours"], results["structlog"], strict=True)]
     med = {name: statistics.median(values) for name, values in results.items()}
-    print("ours and structlog alone (the target's rounds):")
-    for name, values in paired.items():
-        print(f"  {name}: median {pmed[name]:.2f} us/call (min {min(values):.2f})")
-    print("every set-up interleaved (the anchors' rounds):")
     for name, values in results.items():
-        print(f"  {name}: median {med[name]:.2f} us/call (min {min(values):.2f})")
+        print(f"{name}: median {med[name]:.2f} us/call (min {min(values):.2f})")
     anchors = {f"{n}_ratio": med[n] / med["structlog"] for n in med if n.endswith("_otel")}
-    ratio = statistics.median(ratios)
-    old_ratio = statistics.median(old_ratios)
-    print(f"per-round ours/structlog: median {ratio:.3f}")
-    print(f"per-round ours/structlog with the anchors interleaved (as before): {old_ratio:.3f}")
-    for name, anchor in anchors.items():
-        print(f"upstream anchor {name.removesuffix('_ratio')}/structlog: ratio={anchor:.3f}")
+    print(f"per-round ours/structlog: median {statistics.median(ratios):.3f}")
+    for name, ratio in anchors.items():
+        print(f"upstream anchor {name.removesuffix('_ratio')}/structlog: ratio={ratio:.3f}")
     return BenchResult(
         name="log_overhead",
-        ratio=ratio,
-        ours=pmed["ours"],
-        baseline=pmed["structlog"],
+        ratio=statistics.median(ratios),
+        ours=med["ours"],
+        baseline=med["structlog"],
         unit="us/call",
         target="<= 2.0",
-        extra={
-            **anchors,
-            "ratio_anchors_interleaved": old_ratio,
-            "collector_accepted": accepted,
-            "rounds": paired,
-            "rounds_anchors_interleaved": results,
-        },
+        extra={**anchors, "collector_accepted": accepted, "rounds": results},
     )
