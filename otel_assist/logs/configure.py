@@ -20,9 +20,9 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
-from otel_assist import event_types
-from otel_assist.logs import callsite
 from otel_assist.logs import processors as lp
+from otel_assist.logs import stdlib_callsite
+from otel_assist.logs.chain import LineChain
 from otel_assist.logs.export_queue import LevelCounts, LogQueue, OtelBridge
 from otel_assist.redaction import safe_str
 from otel_assist.settings import Settings
@@ -108,7 +108,30 @@ class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg,unuse
         super().handleError(record)
 
 
+class _SinkHandler(_QuietStreamHandler):
+    """The root handler in JSON mode: each formatted line goes to the JSON sink as bytes,
+    next to structlog's lines, instead of through the text stream's encoder and its
+    flush (about half of the handler's own cost per stdlib line, two lines per request
+    in ``bench/http_logging.py``). The sink drops a line whose stdout is closed."""
+
+    def __init__(self, stream: TextIO, sink: _Sink) -> None:
+        super().__init__(stream)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record).encode("utf-8", "backslashreplace")
+            self.sink.write(line + b"\n")
+            self.sink.flush()
+        except RecursionError:  # as logging.StreamHandler does
+            raise
+        except Exception:
+            self.handleError(record)
+
+
 class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
+    line_chain: Any  # set by configure_logging: LineChain with the bridge
+
     """ProcessorFormatter that never makes the logging module print '--- Logging error ---'
     and lose the line: a record whose message cannot be built (``%d`` given a string, an
     argument whose ``__str__`` raises) is logged with its template and its arguments'
@@ -146,12 +169,12 @@ class _SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
             ed["exc_info"] = record.exc_info
         if record.stack_info:
             ed["stack_info"] = record.stack_info
+        ed["logger"] = record.name  # structlog.stdlib.add_logger_name
         logger = self.logger
-        for pre in self.foreign_pre_chain or ():
-            ed = pre(logger, method, ed)
-        for proc in self.processors:
-            ed = proc(logger, method, ed)
-        return cast(str, ed)
+        # The whole chain, bridge included, in one call (LineChain), then the renderer:
+        # what foreign_pre_chain + processors do, without their per-processor steps.
+        ed = self.line_chain(logger, method, ed)
+        return cast(str, self.processors[-1](logger, method, ed))
 
 
 # Stateful pieces of the chain are process-wide singletons updated in place by
@@ -169,9 +192,7 @@ def shared_processors(settings: Settings) -> list[Processor]:
     Masking comes before the standard fields: the fields this library adds (timestamp,
     level, service, correlation_id from its checked charset) need no scrubbing, and the
     exception fields are scrubbed where they are made."""
-    chain: list[Processor] = [lp.merge_bound_contextvars, _MASK, _FIELDS]
-    chain += [*callsite.processors(settings.log_callsite), event_types.UnknownEventTypes()]
-    return chain
+    return LineChain(_MASK, _FIELDS, None, settings.log_callsite).stages()
 
 
 def _json_bytes(_logger: Any, _method: str, event_dict: lp.EventDict) -> bytes:
@@ -238,14 +259,13 @@ def configure_logging(
     if queue is not None:
         queue.redactor = _MASK.redactor
     _SINK.target = _binary(stream)
-    shared = shared_processors(settings)
-    tail: list[Processor] = [BRIDGE]
+    chain = LineChain(_MASK, _FIELDS, BRIDGE, settings.log_callsite)
 
     renderer: Callable[..., Any]
     if console:
         console_renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         structlog.configure(
-            processors=[*shared, *tail, console_renderer],
+            processors=[chain, console_renderer],
             logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _SafeText(stream))),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
@@ -253,18 +273,26 @@ def configure_logging(
         renderer = console_renderer
     else:
         structlog.configure(
-            processors=[*shared, *tail, _json_bytes],
+            processors=[chain, _json_bytes],
             logger_factory=structlog.BytesLoggerFactory(cast(BinaryIO, _SINK)),
             wrapper_class=structlog.make_filtering_bound_logger(level),
             cache_logger_on_first_use=True,
         )
         renderer = _json_text
 
+    # foreign_pre_chain + processors are what ProcessorFormatter itself runs (a structlog
+    # record sent through stdlib, and the fallback of a record that failed to format);
+    # stdlib records take line_chain + the renderer (_format_foreign).
     formatter = _SafeProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[lp.drop_meta, *tail, renderer],
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            LineChain(_MASK, _FIELDS, None, settings.log_callsite),
+        ],
+        processors=[lp.drop_meta, BRIDGE, renderer],
     )
-    _install_root_handler(formatter, stream, level)
+    formatter.line_chain = chain
+    _install_root_handler(formatter, stream, level, json_sink=not console)
+    stdlib_callsite.install(settings.log_callsite)
     _keep_uvicorn_routed()
     _flush_before_uvicorn_exits()
 
@@ -291,12 +319,14 @@ class _TextAdapter:
         self.stream.flush()
 
 
-def _install_root_handler(formatter: logging.Formatter, stream: TextIO, level: int) -> None:
+def _install_root_handler(
+    formatter: logging.Formatter, stream: TextIO, level: int, json_sink: bool = False
+) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
-    handler = _QuietStreamHandler(stream)
+    handler = _SinkHandler(stream, _SINK) if json_sink else _QuietStreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     # Other root handlers would print the same record a second time in another shape.

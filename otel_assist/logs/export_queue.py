@@ -318,6 +318,7 @@ class LogQueue:
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
+        self._flushes = 0  # force_flush calls waiting: the export thread drains fully
         self._stopped = False
         self._give_up = threading.Event()
         self._thread: threading.Thread | None = None
@@ -377,11 +378,25 @@ class LogQueue:
                 return
 
     def _export_available(self) -> None:
+        """Export what is queued: once woken (a full batch, the interval, a flush), the
+        first batch whatever its size, then only full batches unless a flush or shutdown
+        waits. Why: draining to empty sent the records that arrived during an export as
+        a batch of their own, so under steady load every full batch was followed by a
+        small one that paid a whole request's cost (``bench/log_overhead.py`` measured
+        batches shrinking to a few dozen records); they now wait for the next wake."""
         backoff = _FIRST_BACKOFF_S
+        first = True
         while True:
             if not self._pending:
-                if not self._items:
+                items = len(self._items)
+                if not items:
                     return
+                if not first and items < self.batch_size and not (self._flushes or self._stopped):
+                    return
+                first = False
+                # A full batch reached during the export set the wake; it is taken now,
+                # so the wake would only send the rest early: the next crossing sets it.
+                self._wake.clear()
                 self._pending = self._convert(self._take_batch())
             if self._give_up.is_set():
                 self._abandon_pending()
@@ -405,12 +420,43 @@ class LogQueue:
         return batch
 
     def _convert(self, batch: Sequence[Any]) -> list[ReadableLogRecord]:
-        records = []
-        for item in batch:
+        """The batch as the exporter takes it. With our encoder, structlog lines are
+        written to their wire form in one call for the whole batch, and consecutive ones
+        travel as one chunk of bytes (an ``EncodedLogRecord`` with its record count), so
+        the per-record Python objects and calls of the general path are not paid for
+        them; the rest (SDK records, lines the direct path leaves out) are converted one
+        by one, in their place in the batch."""
+        encoder = self._encoder
+        direct: list[bytes | None]
+        if encoder is not None:
             try:
-                records.append(self._readable(item))
+                direct = encoder.event_records(
+                    batch,
+                    SEVERITY,
+                    _NOT_ATTRIBUTES,
+                    _RENAMED,
+                    self._fast_chars,
+                    self.limits.attribute_count,
+                )
+            except Exception:  # the general path below decides what becomes of them
+                direct = [None] * len(batch)
+        else:
+            direct = [None] * len(batch)
+        records: list[Any] = []
+        run: list[bytes] = []
+        for item, data in zip(batch, direct, strict=True):
+            if data is not None:
+                run.append(data)
+                continue
+            if run:
+                records.append(EncodedLogRecord(b"".join(run), self.resource, _SCOPE, len(run)))
+                run = []
+            try:
+                records.append(self._general(item))
             except Exception:  # one unconvertible record must not cost the batch
                 self.dropped["export_failed"] += 1
+        if run:
+            records.append(EncodedLogRecord(b"".join(run), self.resource, _SCOPE, len(run)))
         return records
 
     def _done_with_pending(self) -> None:
@@ -420,7 +466,7 @@ class LogQueue:
             self._idle.notify_all()
 
     def _abandon_pending(self) -> None:
-        self.dropped["export_failed"] += len(self._pending) + len(self._items)
+        self.dropped["export_failed"] += record_count(self._pending) + len(self._items)
         self._items.clear()
         self._done_with_pending()
 
@@ -428,6 +474,7 @@ class LogQueue:
         """One attempt. True when the batch is done with (sent, or refused for good);
         False when it should be retried."""
         assert self.exporter is not None
+        count = record_count(records)
         try:
             result = self.exporter.export(records)
         except Exception:  # an exporter must never take the thread (or the host) down
@@ -436,7 +483,7 @@ class LogQueue:
             retryable = bool(getattr(self.exporter, "last_failure_retryable", False))
         rejected = self._take_rejected() if self._take_rejected is not None else 0
         if result == LogRecordExportResult.SUCCESS:
-            self.exported += len(records) - rejected
+            self.exported += count - rejected
             self.dropped["export_failed"] += rejected
             self.health.succeeded(self)
             return True
@@ -444,12 +491,16 @@ class LogQueue:
         if retryable and not self._give_up.is_set():
             self.health.failed(self, reason)
             return False
-        self.dropped["export_failed"] += len(records)
+        self.dropped["export_failed"] += count
         if not self._give_up.is_set():
-            self.health.refused(self, reason, len(records))
+            self.health.refused(self, reason, count)
         return True
 
     def _readable(self, item: Any) -> ReadableLogRecord:
+        """One item as the exporter takes it (what ``_convert`` does for a batch)."""
+        return self._convert([item])[0]
+
+    def _general(self, item: Any) -> ReadableLogRecord:
         if isinstance(item, ReadWriteLogRecord):
             return ReadableLogRecord(
                 log_record=self._clean_sdk_record(item.log_record),
@@ -460,22 +511,6 @@ class LogQueue:
                 limits=item.limits,
             )
         ts, event_dict = item
-        encoder = self._encoder
-        if encoder is not None:
-            try:
-                data = encoder.event_record(
-                    ts,
-                    event_dict,
-                    SEVERITY,
-                    _NOT_ATTRIBUTES,
-                    _RENAMED,
-                    self._fast_chars,
-                    self.limits.attribute_count,
-                )
-            except Exception:  # the general path below decides what becomes of it
-                data = None
-            if data is not None:
-                return EncodedLogRecord(data, self.resource, _SCOPE)  # type: ignore[return-value]
         return ReadableLogRecord(to_log_record(ts, event_dict, self.limits), self.resource, _SCOPE)
 
     def _clean_sdk_record(self, record: LogRecord) -> LogRecord:
@@ -500,15 +535,21 @@ class LogQueue:
         if self.exporter is None:
             return True
         deadline = time.monotonic() + timeout_s
-        self._wake.set()
         with self._idle:
-            while self._items or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._wake.set()
-                self._idle.wait(min(remaining, 0.05))
-        return True
+            self._flushes += 1
+        try:
+            self._wake.set()
+            with self._idle:
+                while self._items or self._in_flight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._wake.set()
+                    self._idle.wait(min(remaining, 0.05))
+            return True
+        finally:
+            with self._idle:
+                self._flushes -= 1
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Flush for up to ``timeout_s``; what still waits then (the endpoint is down) is
@@ -552,6 +593,12 @@ class LogQueue:
 
 
 _FIRST_BACKOFF_S = 0.5
+
+
+def record_count(records: Sequence[Any]) -> int:
+    """Log records in a converted batch: a chunk of directly written lines counts as
+    the lines it holds."""
+    return sum(r.records if type(r) is EncodedLogRecord else 1 for r in records)
 
 
 class ExportHealth:
@@ -677,7 +724,7 @@ class DiscardingExporter(LogRecordExporter):
         self.count = 0
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        self.count += len(batch)
+        self.count += record_count(batch)
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:

@@ -190,3 +190,53 @@ def test_a_batch_refused_for_good_is_counted_and_said_once(receiver: Receiver) -
     assert tel.log_queue.retries == 0
     own = [line for line in lines(stream) if line.get("logger") == "otel_assist.log_export"]
     assert len(own) == 1 and "refused a batch (HTTP 400)" in own[0]["event"], own
+
+
+class _GatedExporter:
+    """A LogRecordExporter (the SDK interface) whose first export waits for a gate: the
+    records logged meanwhile queue up, as they do behind a slow POST. Records batch sizes."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.sizes: list[int] = []
+
+    def export(self, batch: Any) -> Any:
+        from otel_assist._otel_compat import LogRecordExportResult
+
+        if not self.sizes:
+            self.gate.wait(10)
+        self.sizes.append(len(batch))
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_records_that_arrive_during_an_export_wait_for_a_full_batch() -> None:
+    """After an export the thread sends the next batch only when it is full (or at the
+    interval, or on a flush): records that arrived during the export do not go out as a
+    small batch of their own, each paying a whole request. A flush sends everything."""
+    from opentelemetry.sdk.resources import Resource
+
+    from otel_assist.logs.export_queue import LogQueue
+
+    exporter = _GatedExporter()
+    queue = LogQueue(exporter, Resource.create({}), batch_size=100, interval_s=60)  # type: ignore[arg-type]
+    try:
+        for i in range(100):
+            queue.put((i, {"event": "x", "level": "info"}))
+        poll(lambda: queue._in_flight == 100, 5, "first batch taken")
+        for i in range(250):  # during the export: two full batches and 50 more
+            queue.put((i, {"event": "y", "level": "info"}))
+        exporter.gate.set()
+        poll(lambda: len(exporter.sizes) == 3, 5, "full batches sent")
+        time.sleep(0.2)  # what must not happen: the 50 left sent on their own
+        assert exporter.sizes == [100, 100, 100] and len(queue._items) == 50
+        assert queue.force_flush(5)
+        assert exporter.sizes == [100, 100, 100, 50]
+        assert queue.exported == 350 and queue.dropped == {"queue_full": 0, "export_failed": 0}
+    finally:
+        queue.shutdown(5)

@@ -180,3 +180,52 @@ def test_bridged_record_matches_the_api_constructor() -> None:
     )
     assert isinstance(fast, LogRecord)
     assert vars(fast) == vars(slow)
+
+
+def test_stdlib_callsite_on_warnings_not_walked_for_info(otel_capture: Capture) -> None:
+    """Stdlib INFO lines skip logging's stack walk (the line shows no callsite anyway);
+    a warning still carries where it came from, from the record stdlib filled."""
+    from otel_assist.logs.stdlib_callsite import LeanLogger
+
+    lib = logging.getLogger("tests.lean.callsite")
+    assert type(lib) is LeanLogger
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    lib.addHandler(keep)
+    try:
+        lib.info("quiet %s", "line")
+        lib.warning("loud %s", "line")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            lib.info("handled", exc_info=True)
+    finally:
+        lib.removeHandler(keep)
+    assert [r.funcName for r in seen] == [
+        "(unknown function)",
+        "test_stdlib_callsite_on_warnings_not_walked_for_info",
+        "(unknown function)",
+    ]
+    assert seen[2].exc_info is not None and seen[2].exc_info[0] is ValueError
+    lines = otel_capture.json_lines()
+    assert [line["event"] for line in lines] == ["quiet line", "loud line", "handled"]
+    assert "filename" not in lines[0] and lines[1]["filename"] == "test_logging.py"
+    assert lines[2]["exception.type"] == "ValueError"
+    rec = otel_capture.log_records(event="loud line")[0]
+    assert rec["code.function"] == "test_stdlib_callsite_on_warnings_not_walked_for_info"
+
+
+def test_stdlib_callsite_on_every_line_when_enabled() -> None:
+    capture = Capture(log_callsite=True)
+    try:
+        logging.getLogger("tests.lean.all").info("where am i")
+        line = capture.json_lines()[0]
+        assert line["filename"] == "test_logging.py"
+        assert line["func_name"] == "test_stdlib_callsite_on_every_line_when_enabled"
+    finally:
+        capture.close()
