@@ -15,9 +15,15 @@ encoding it, the HTTP POST), because each round ends with a flush inside the tim
 * ``stdlib_otel`` (upstream anchor): structlog -> stdlib logging -> a JSON formatter and the
   SDK's ``LoggingHandler`` -> ``BatchLogRecordProcessor`` -> the stock ``OTLPLogExporter``.
 
-The set-ups run in one process in interleaved rounds (this shared VM's speed drifts by 2x
-within seconds, so separate processes or back-to-back runs compare the weather, not the
-code); the ratio is the median of per-round ours/structlog ratios. Each exporting set-up
+Each set-up runs in its own worker process (spawned once, kept warm), and the parent
+drives interleaved rounds, one worker logging at a time while the others wait on their
+pipe: this shared VM's speed drifts by 2x within seconds, so back-to-back runs would
+compare the weather, not the code, and a single process would make every set-up pay for
+the others' imports and objects (with the anchors' SDK, exporter and protobuf modules
+loaded in the same process, ours measured 2.16-2.29 where it measured 1.82 without them:
+a bigger heap makes each garbage collection dearer, and ours allocates more per call than
+plain). CPU time is each worker's own ``process_time`` (its export thread included). The
+ratio is the median of per-round ours/structlog ratios. Each exporting set-up
 has its own Collector, whose accepted count is checked against the calls it made, so a
 set-up cannot look cheap by not sending: a round logs CALLS lines in a tight loop, far
 faster than any service, so every queue (ours and the stock BatchLogRecordProcessor's,
@@ -31,12 +37,15 @@ loads it from ``.venv/bench-anchors`` when present (``pip install --no-deps --ta
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +70,13 @@ class Setup:
         config: dict[str, Any],
         root_handlers: list[logging.Handler],
         flush: Callable[[], Any],
-        collector: NopCollector | None,
+        exports: bool,
     ) -> None:
         self.name = name
         self.config = config
         self.root_handlers = root_handlers
         self.flush = flush
-        self.collector = collector
+        self.exports = exports
         self.calls = 0
 
     def activate(self) -> Any:
@@ -94,13 +103,13 @@ def _plain_config(sink: Any, processors: list[Any]) -> dict[str, Any]:
 
 
 def _plain(sink: Any) -> Setup:
-    return Setup("structlog", _plain_config(sink, _plain_processors()), [], lambda: None, None)
+    return Setup("structlog", _plain_config(sink, _plain_processors()), [], lambda: None, False)
 
 
-def _ours(sink: Any, collector: NopCollector) -> Setup:
+def _ours(sink: Any, endpoint: str) -> Setup:
     import otel_assist
 
-    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     telemetry = otel_assist.configure(
         "bench_logs",
         log_stream=sink,
@@ -113,20 +122,20 @@ def _ours(sink: Any, collector: NopCollector) -> Setup:
         dict(structlog.get_config()),
         list(logging.getLogger().handlers),
         telemetry.log_queue.force_flush,
-        collector,
+        True,
     )
 
 
-def _stock_provider(collector: NopCollector) -> Any:
+def _stock_provider(endpoint: str) -> Any:
     from otel_assist._otel_compat import BatchLogRecordProcessor, LoggerProvider, OTLPLogExporter
 
     provider = LoggerProvider(shutdown_on_exit=False)
-    exporter = OTLPLogExporter(endpoint=f"{collector.endpoint}/v1/logs")
+    exporter = OTLPLogExporter(endpoint=f"{endpoint}/v1/logs")
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter, max_queue_size=QUEUE))
     return provider
 
 
-def _structlog_otel(sink: Any, collector: NopCollector) -> Setup | None:
+def _structlog_otel(sink: Any, endpoint: str) -> Setup | None:
     if ANCHORS.is_dir() and str(ANCHORS) not in sys.path:
         import opentelemetry.instrumentation as instrumentation
 
@@ -141,18 +150,16 @@ def _structlog_otel(sink: Any, collector: NopCollector) -> Setup | None:
             "opentelemetry-instrumentation-structlog)"
         )
         return None
-    provider = _stock_provider(collector)
+    provider = _stock_provider(endpoint)
     plain = _plain_processors()
     processors = [*plain[:-1], StructlogProcessor(logger_provider=provider), plain[-1]]
-    return Setup(
-        "structlog_otel", _plain_config(sink, processors), [], provider.force_flush, collector
-    )
+    return Setup("structlog_otel", _plain_config(sink, processors), [], provider.force_flush, True)
 
 
-def _stdlib_otel(sink: Any, collector: NopCollector) -> Setup:
+def _stdlib_otel(sink: Any, endpoint: str) -> Setup:
     from otel_assist._otel_compat import LoggingHandler
 
-    provider = _stock_provider(collector)
+    provider = _stock_provider(endpoint)
     formatter = structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -176,7 +183,7 @@ def _stdlib_otel(sink: Any, collector: NopCollector) -> Setup:
         config,
         [stream, LoggingHandler(logger_provider=provider)],
         provider.force_flush,
-        collector,
+        True,
     )
 
 
@@ -192,29 +199,76 @@ def _measure(setup: Setup, calls: int) -> float:
     return (time.process_time() - start) / calls * 1e6
 
 
-def run() -> BenchResult:
+_BUILDERS: dict[str, Callable[[Any, str], Setup | None]] = {
+    "ours": _ours,
+    "structlog": lambda sink, _endpoint: _plain(sink),
+    "structlog_otel": _structlog_otel,
+    "stdlib_otel": _stdlib_otel,
+}
+
+
+def _worker(name: str, endpoint: str, conn: Connection) -> None:
+    """One set-up in its own process: answers ``calls`` with the CPU us per call of a
+    round of that many log calls, ``None`` with the number of calls made, and stops on
+    ``-1``. Sends ``None`` first when the set-up is not available (anchor not installed)."""
     from otel_assist import correlation_scope
 
-    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
     logging.getLogger().setLevel(logging.INFO)
+    setup = _BUILDERS[name](sink, endpoint)
+    if setup is None:
+        conn.send(None)
+        return
+    with correlation_scope("bench-correlation-id"):
+        _measure(setup, 1000)  # one unmeasured pass: imports, caches, connections
+        conn.send(name)
+        while True:
+            calls = conn.recv()
+            if calls is None:
+                conn.send(setup.calls)
+            elif calls < 0:
+                return
+            else:
+                conn.send(_measure(setup, calls))
+
+
+def run() -> BenchResult:
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: nothing shared
     with NopCollector() as c1, NopCollector() as c2, NopCollector() as c3:
-        maybe = [_ours(sink, c1), _plain(sink), _structlog_otel(sink, c2), _stdlib_otel(sink, c3)]
-        setups = [s for s in maybe if s is not None]
-        results: dict[str, list[float]] = {s.name: [] for s in setups}
-        with correlation_scope("bench-correlation-id"):
-            for setup in setups:  # one unmeasured pass each: imports, caches, connections
-                _measure(setup, 1000)
+        collectors = {"ours": c1, "structlog_otel": c2, "stdlib_otel": c3}
+        workers: dict[str, tuple[Any, Connection]] = {}
+        try:
+            for name in ("ours", "structlog", "structlog_otel", "stdlib_otel"):
+                parent, child = spawn.Pipe()
+                endpoint = collectors[name].endpoint if name in collectors else ""
+                proc = spawn.Process(target=_worker, args=(name, endpoint, child), daemon=True)
+                proc.start()
+                if parent.recv() is None:
+                    proc.join(30)
+                    continue
+                workers[name] = (proc, parent)
+            names = list(workers)
+            results: dict[str, list[float]] = {name: [] for name in names}
             for round_no in range(ROUNDS):
-                order = setups if round_no % 2 == 0 else list(reversed(setups))
-                for setup in order:
-                    results[setup.name].append(_measure(setup, CALLS))
-        accepted = {s.name: s.collector.accepted() for s in setups if s.collector is not None}
-    for setup in setups:
-        if setup.collector is None:
-            continue
-        print(f"{setup.name}: {accepted[setup.name]} records accepted by its Collector")
-        if accepted[setup.name] < setup.calls:
-            raise RuntimeError(f"{setup.name}: {accepted[setup.name]} of {setup.calls} records")
+                order = names if round_no % 2 == 0 else list(reversed(names))
+                for name in order:
+                    conn = workers[name][1]
+                    conn.send(CALLS)
+                    results[name].append(conn.recv())
+            made = {}
+            for name, (_proc, conn) in workers.items():
+                conn.send(None)
+                made[name] = conn.recv()
+        finally:
+            for proc, conn in workers.values():
+                with contextlib.suppress(OSError):  # a worker that died is already gone
+                    conn.send(-1)
+                proc.join(30)
+        accepted = {name: collectors[name].accepted() for name in names if name in collectors}
+    for name, count in accepted.items():
+        print(f"{name}: {count} records accepted by its Collector")
+        if count < made[name]:
+            raise RuntimeError(f"{name}: {count} of {made[name]} records")
     ratios = [o / b for o, b in zip(results["ours"], results["structlog"], strict=True)]
     med = {name: statistics.median(values) for name, values in results.items()}
     for name, values in results.items():
