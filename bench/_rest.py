@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,13 +47,24 @@ def migrate(database_url: str) -> None:
 
 
 @contextmanager
-def rest_service_on_postgres(extra_env: dict[str, str] | None = None) -> Iterator[Service]:
-    """A fresh Postgres cluster, migrated, and rest_service in a uvicorn subprocess."""
+def rest_service_on_postgres(
+    extra_env: dict[str, str] | None = None,
+    *,
+    cluster: servers.Postgres | None = None,
+    database: str | None = None,
+) -> Iterator[Service]:
+    """A fresh Postgres cluster, migrated, and rest_service in a uvicorn subprocess. With
+    ``cluster`` and ``database``: a fresh database in that (running) cluster instead, so
+    two services can be measured side by side against one Postgres."""
     work = Path(tempfile.mkdtemp(prefix="otel-assist-bench-"))
-    pg = servers.start_postgres(work / "pg")
+    pg = cluster or servers.start_postgres(work / "pg")
     try:
-        database_url = pg.sqlalchemy_url
+        if cluster is not None and database is not None:
+            database_url = pg.create_database(database)
+        else:
+            database_url = pg.sqlalchemy_url
         migrate(database_url)
+        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
         port = servers.free_port()
         env = {
             **os.environ,
@@ -89,7 +101,7 @@ def rest_service_on_postgres(extra_env: dict[str, str] | None = None) -> Iterato
         )
         try:
             poll(lambda: servers.http_ok(f"http://127.0.0.1:{port}/ready"), 60, "rest_service")
-            yield Service(f"http://127.0.0.1:{port}", database_url, pg.dsn, pg, proc)
+            yield Service(f"http://127.0.0.1:{port}", database_url, dsn, pg, proc)
         finally:
             proc.terminate()
             try:
@@ -98,7 +110,20 @@ def rest_service_on_postgres(extra_env: dict[str, str] | None = None) -> Iterato
                 proc.kill()
             log.close()
     finally:
-        pg.process.stop()
+        if cluster is None:
+            pg.process.stop()
+            _remove_cluster(pg, work)
+
+
+def _remove_cluster(pg: servers.Postgres, work: Path) -> None:
+    """Delete the stopped cluster's files: a 1M-row stats_scaling cluster is over 1 GB, and
+    leftovers of earlier runs filled the shared disk. As root, tests/servers.py puts the
+    cluster in a directory of its own (its ``-D`` argument's parent), not under ``work``."""
+    argv = pg.process.argv
+    datadir = Path(argv[argv.index("-D") + 1]) if "-D" in argv else None
+    for path in {work, datadir.parent if datadir is not None else work}:
+        if path.name.startswith(("otel-assist-pg-", "otel-assist-bench-")):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def timed(fn_start: float) -> float:

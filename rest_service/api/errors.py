@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
 from rest_service.core.errors import IllegalTransitionError, NotFoundError, UnavailableError
-from rest_service.schemas import ErrorBody
+from rest_service.schemas import ErrorBody, friendly_message
 
 log = structlog.get_logger("rest_service.errors")
 
@@ -77,7 +77,11 @@ async def _validation(_r: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # loc/msg/type only: echoing the submitted value back (a 1 MB payload) helps nobody.
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": friendly_message(e) or e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
         for e in exc.errors()
     ]
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

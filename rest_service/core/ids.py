@@ -20,13 +20,6 @@ def is_valid_correlation_id(value: object) -> bool:
     return isinstance(value, str) and correlation.is_valid(value)
 
 
-def check_correlation_id(value: str | None) -> str | None:
-    """Pydantic ``AfterValidator`` form: the value, or ValueError naming the rule."""
-    if value is not None and not is_valid_correlation_id(value):
-        raise ValueError(f"correlation_id must be {CORRELATION_ID_RULE}")
-    return value
-
-
 def path_segment(value: object) -> str:
     """``value`` as one URL path segment: every reserved character percent-encoded,
     ``/`` included (``urllib.parse.quote``'s default and Jinja's ``urlencode`` keep it).

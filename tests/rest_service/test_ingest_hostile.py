@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rest_service.core.ids import CORRELATION_ID_RULE
 from tests import servers
 from tests.rest_service.conftest import API, TOKEN
 
@@ -123,6 +124,10 @@ def test_edge_timestamps_are_422_naming_the_field(
         assert r.status_code == 422, (value, r.status_code, r.text)
         locs = [e["loc"] for e in r.json()["detail"]]
         assert expected_loc(route, field) in locs, (value, locs)
+        # the bounds in words, whichever check refused it (the model's lower bound is
+        # pydantic-core's own, whose text would be an ISO date)
+        msgs = [e["msg"] for e in r.json()["detail"] if e["loc"] == expected_loc(route, field)]
+        assert all("timestamp out of range" in m for m in msgs), (value, msgs)
     # Inside the bounds, with far offsets: accepted and stored as the same instant in UTC.
     # (A finish must not precede the start: complete/fail get times after "now".)
     fine = datetime.now(timezone(timedelta(hours=14))) + timedelta(seconds=30)
@@ -272,6 +277,10 @@ def test_correlation_ids_outside_the_charset_are_refused_at_ingest(
     r = live.post(f"{QUEUE}/batch", json={"events": [queue_event(correlation_id=bad)]})
     assert r.status_code == 422, r.text
     assert ["body", "events", 0, "correlation_id"] in [e["loc"] for e in r.json()["detail"]]
+    if len(bad) <= 128:  # the rule in words (a longer one is refused for its length)
+        assert [e["msg"] for e in r.json()["detail"]] == [
+            f"correlation_id must be {CORRELATION_ID_RULE}"
+        ], r.text
     from otel_assist.history import wire as history_wire
 
     cleaned = history_wire.clean("queue", queue_event(correlation_id=bad), now_ts=time.time())
@@ -279,3 +288,82 @@ def test_correlation_ids_outside_the_charset_are_refused_at_ingest(
     assert "correlation_id" in {name for name, _ in cleaned.fixed}
     ok = live.post(f"{QUEUE}/batch", json={"events": [cleaned.event]})
     assert ok.status_code == 200, ok.text
+
+
+# ------------------------------------------------- the models' native bounds (no server)
+
+CORRELATION_TEXT = st.one_of(
+    NASTY_TEXT,
+    st.text(alphabet="abZ09._:-", max_size=130),
+    st.text(alphabet=".", min_size=1, max_size=5),
+    st.sampled_from(["a\n", "\na", ".\n", "a" * 128, "a" * 129, "." * 128, "é", "\uff0e"]),
+)
+
+
+@given(value=CORRELATION_TEXT)
+@settings(max_examples=400)
+def test_correlation_id_pattern_is_the_library_rule(value: str) -> None:
+    """The model checks correlation_id with one pattern (no Python per value); it accepts
+    exactly what the library and the admin links accept (rest_service.core.ids)."""
+    from pydantic import ValidationError
+
+    from rest_service.core.ids import is_valid_correlation_id
+    from rest_service.schemas import QueueEvent
+
+    event = {"event_id": "e", "queue_name": "q", "direction": "push", "correlation_id": value}
+    try:
+        QueueEvent.model_validate(event)
+        accepted = True
+    except ValidationError as exc:
+        accepted = False
+        assert [e["loc"] for e in exc.errors()] == [("correlation_id",)]
+    assert accepted == is_valid_correlation_id(value), value
+
+
+WIRE_TIMES = st.one_of(
+    st.datetimes(timezones=st.one_of(st.none(), OFFSETS)),
+    st.sampled_from([datetime.min, datetime.max]).flatmap(
+        lambda d: st.one_of(st.none(), OFFSETS).map(lambda tz: d.replace(tzinfo=tz))
+    ),
+    st.sampled_from(
+        [datetime(2000, 1, 1), datetime(1999, 12, 31, 23, 59, 59, 999999),
+         datetime(2000, 1, 1, 0, 59, tzinfo=timezone(timedelta(hours=1))),
+         datetime(2000, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))]
+    ),
+)  # fmt: skip
+
+
+@given(value=WIRE_TIMES, field=st.sampled_from(["enqueued_at", "dequeued_at", "at"]))
+@settings(max_examples=400)
+def test_queue_event_times_are_the_wire_bounds(value: datetime, field: str) -> None:
+    """A queue event's time is accepted exactly when the shipper's reference check
+    (``wire.check_time``) accepts it, and stored as that instant in UTC: the lower bound
+    is the model's (pydantic-core), the upper bound and the conversion ``event_rows``'."""
+    from pydantic import ValidationError
+
+    from otel_assist.history import wire as history_wire
+    from rest_service.crud.queues import COLUMNS, event_rows
+    from rest_service.schemas import QueueEvent
+
+    now = datetime.now(UTC)
+    latest = now + timedelta(seconds=SKEW_S)
+    try:
+        reference: datetime | None = history_wire.check_time(value, SKEW_S, now)
+    except ValueError:
+        reference = None
+    event = {"event_id": "e", "queue_name": "q", "direction": "push", field: value}
+    try:
+        model = QueueEvent.model_validate(event)
+    except ValidationError as exc:
+        assert reference is None, value
+        assert [e["loc"] for e in exc.errors()] == [(field,)]
+        return
+    rows, late = event_rows([model], 4096, now, latest)
+    if reference is None:
+        assert late == [(0, field)] and rows == [], value
+        return
+    assert late == [] and len(rows) == 1
+    # ``at`` is not a column of its own: it dates the row (created_at) when nothing else does
+    for column in {field, "created_at"} - {"at"}:
+        stored = rows[0][COLUMNS.index(column)]
+        assert stored == reference and stored.utcoffset() == timedelta(0), (value, stored)

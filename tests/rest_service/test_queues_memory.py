@@ -238,10 +238,10 @@ async def test_concurrent_duplicate_falls_back_to_on_conflict(
                 " message_type, payload_truncated, created_at) VALUES ($1, $2, $3, $4, $5,"
                 " false, $6)",
                 uuid.uuid4(),
-                row[0],
-                row[2],
+                row[1],  # event_id (row[0] is the id)
                 row[3],
                 row[4],
+                row[5],
                 row[-1],
             )
             ingest = asyncio.create_task(crud.ingest_events(svc.db, events, 65536))
@@ -318,8 +318,8 @@ async def test_admin_links_encode_ids_and_skip_ids_the_correlation_page_refuses(
     now = datetime.now(UTC)
     # stored directly, as rows written before ingest checked the charset would be
     rows = [
-        (f"cid-{i}", f"m{i}", "to_secretary", "push", "human", None, None, cid, None, False,
-         now, None, now)
+        (uuid.uuid4().hex, f"cid-{i}", f"m{i}", "to_secretary", "push", "human", None, None,
+         cid, None, False, now, None, now)
         for i, cid in enumerate(HOSTILE_IDS)
     ]  # fmt: skip
     assert await queues_crud.insert_rows(svc.db, rows) == len(HOSTILE_IDS)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
-from rest_service.api.body import body_spec, check_not_future, parse_json_body
+from otel_assist.history import wire
+from rest_service.api.body import body_spec, parse_json_body
 from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
 from rest_service.api.errors import ERROR_RESPONSES
 from rest_service.api.routes.jobs import check_batch
+from rest_service.core.config import Settings
 from rest_service.core.db import utcnow
 from rest_service.crud import queues as crud
 from rest_service.models import QueueDirection, QueueMessageLog
@@ -32,14 +36,26 @@ router = APIRouter(prefix="/queue-stats", tags=["queues"], responses=ERROR_RESPO
 Text128 = Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_NUL)]
 
 
-def _times(
-    ev: QueueEvent, loc: tuple[str | int, ...]
-) -> list[tuple[tuple[str | int, ...], datetime | None]]:
-    return [
-        ((*loc, "enqueued_at"), ev.enqueued_at),
-        ((*loc, "dequeued_at"), ev.dequeued_at),
-        ((*loc, "at"), ev.at),
-    ]
+def _rows_or_422(
+    events: list[QueueEvent],
+    settings: Settings,
+    loc: Callable[[int], tuple[str | int, ...]],
+) -> list[tuple[Any, ...]]:
+    """The events' rows; a 422 naming every time later than now + MAX_CLOCK_SKEW_SECONDS
+    (or beyond what a datetime holds in UTC). Times before 2000 were refused by the model.
+    An event dated in the future would count in "last hour" forever and never be purged by
+    retention."""
+    now = utcnow()
+    skew = settings.max_clock_skew_seconds
+    rows, late = crud.event_rows(
+        events, settings.max_payload_bytes, now, latest=now + timedelta(seconds=skew)
+    )
+    if late:
+        message = wire.time_bounds_message(skew)
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": (*loc(i), name), "msg": message} for i, name in late]
+        )
+    return rows
 
 
 #: Stats are paged by name (keyset: ``after`` = the last name of the previous page), so a
@@ -145,8 +161,8 @@ async def log_queue_message(
 ) -> QueueEventBatchResult:
     """Log one push or pop (idempotent by event_id, like the batch)."""
     event = await parse_json_body(request, QueueEvent)
-    check_not_future(_times(event, ("body",)), settings.max_clock_skew_seconds)
-    return await crud.ingest_events(db, [event], settings.max_payload_bytes)
+    rows = _rows_or_422([event], settings, lambda i: ("body",))
+    return await crud.store_rows(db, rows, 1)
 
 
 @router.post(
@@ -163,8 +179,5 @@ async def log_queue_messages_batch(
     MAX_PAYLOAD_BYTES are stored truncated with a marker and payload_truncated=true."""
     batch = await parse_json_body(request, QueueEventBatch)
     check_batch(settings, len(batch.events))
-    check_not_future(
-        (t for i, ev in enumerate(batch.events) for t in _times(ev, ("body", "events", i))),
-        settings.max_clock_skew_seconds,
-    )
-    return await crud.ingest_events(db, batch.events, settings.max_payload_bytes)
+    rows = _rows_or_422(batch.events, settings, lambda i: ("body", "events", i))
+    return await crud.store_rows(db, rows, len(batch.events))
