@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -75,8 +76,20 @@ MessageType = Annotated[
 #: Free text (errors, tracebacks, results): bounded by the request body limit; the
 #: service truncates anything above MAX_PAYLOAD_BYTES with a visible marker.
 FreeText = Annotated[str, StringConstraints(pattern=NO_NUL)]
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-DurationMs = Annotated[int, Field(ge=0, le=wire.DURATION_MS_MAX)]
+
+
+def _json_integer(value: Any) -> Any:
+    """What JSON Schema's ``integer`` accepts: integers and integral numbers (``3.0``), not
+    booleans or strings. Pydantic's lax mode would store ``true`` as user_id 1 and ``"42"``
+    as 42; its strict mode would refuse ``3.0``, which the schema allows."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer (not a boolean or a string)")
+    return value
+
+
+# Field before the validator: in the other order the bounds vanish from the OpenAPI schema.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(_json_integer)]
+DurationMs = Annotated[int, Field(ge=0, le=wire.DURATION_MS_MAX), BeforeValidator(_json_integer)]
 #: An event time: ISO 8601 (naive means UTC) or unix seconds, from 2000-01-01 to
 #: now + MAX_CLOCK_SKEW_SECONDS; stored as aware UTC.
 WireTime = Annotated[datetime, AfterValidator(_lower_bounded_utc)]

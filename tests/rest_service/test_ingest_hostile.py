@@ -367,3 +367,18 @@ def test_queue_event_times_are_the_wire_bounds(value: datetime, field: str) -> N
     for column in {field, "created_at"} - {"at"}:
         stored = rows[0][COLUMNS.index(column)]
         assert stored == reference and stored.utcoffset() == timedelta(0), (value, stored)
+
+
+@pytest.mark.parametrize("value", [True, False, "42", "1e3"])
+@pytest.mark.parametrize("field", ["user_id", "reminder_id"])
+def test_integer_ids_are_json_integers(live: httpx.Client, field: str, value: object) -> None:
+    """A boolean or a string where the schema says integer is refused with 422 naming the
+    field (pydantic's lax mode had stored ``true`` as user_id 1); an integral number such
+    as 42.0, which JSON Schema counts as an integer, is stored as 42."""
+    body = {"job_id": "j-ints", "job_type": "reminder", field: value}
+    resp = live.post(JOBS, json=body)
+    assert resp.status_code == 422, resp.text
+    assert any(e["loc"][-1] == field for e in resp.json()["detail"]), resp.text
+    ok = live.post(JOBS, json={"job_id": "j-ints", "job_type": "reminder", field: 42.0})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()[field] == 42
