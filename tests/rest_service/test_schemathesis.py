@@ -61,7 +61,6 @@ def _fuzz(url: str, headers: dict[str, str], mode: GenerationMode, no_token: boo
     seen: Counter[int] = Counter()
     unsatisfiable: list[str] = []
     for operation in operations:
-
         # The headers go into generation: a negative case whose only mutation was a missing
         # Authorization header would otherwise be "accepted" once call_and_validate adds it.
         @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
