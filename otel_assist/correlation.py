@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import Token
+from types import MappingProxyType
 
 from opentelemetry import baggage, context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -28,6 +29,55 @@ _propagator = W3CBaggagePropagator()
 _EMPTY = context.Context()
 
 
+def _find_baggage_key() -> str | None:
+    """The context key the API keeps baggage under, learnt through the public API.
+
+    A context holding only a correlation_id is made for every queue message consumed and
+    every request that arrives without one; through ``baggage.set_baggage`` that is five
+    calls and two dict copies, built directly it is one ``Context``. The key and the
+    representation (a plain dict of entries) are checked here, once, by round-tripping
+    through the public functions; if a future API version stores baggage differently the
+    check fails and every caller takes the public path. Nothing private is imported.
+    """
+    try:
+        probe = baggage.set_baggage(BAGGAGE_KEY, "probe", _EMPTY)
+        if len(probe) != 1:
+            return None
+        key = next(iter(probe))
+        if type(key) is not str or probe[key] != {BAGGAGE_KEY: "probe"}:
+            return None
+        built = context.Context({key: {BAGGAGE_KEY: "probe"}})
+        if dict(baggage.get_all(built)) != {BAGGAGE_KEY: "probe"}:
+            return None
+        return key
+    except Exception:
+        return None
+
+
+_BAGGAGE_CONTEXT_KEY = _find_baggage_key()
+
+
+def context_for_id(cid: str) -> context.Context:
+    """A context whose baggage is exactly ``{correlation_id: cid}`` (``cid`` must already be
+    valid): what ``baggage.set_baggage(BAGGAGE_KEY, cid, Context())`` returns, built in one
+    step when the representation check above passed."""
+    if _BAGGAGE_CONTEXT_KEY is None:
+        return baggage.set_baggage(BAGGAGE_KEY, cid, _EMPTY)
+    return context.Context({_BAGGAGE_CONTEXT_KEY: {BAGGAGE_KEY: cid}})
+
+
+def baggage_entries(ctx: context.Context) -> Mapping[str, object]:
+    """``baggage.get_all(ctx)`` for a given context, read in one step when the
+    representation check above passed (do not modify the result)."""
+    if _BAGGAGE_CONTEXT_KEY is None:
+        return baggage.get_all(ctx)
+    entries = ctx.get(_BAGGAGE_CONTEXT_KEY)
+    return entries if type(entries) is dict else _NO_ENTRIES
+
+
+_NO_ENTRIES: Mapping[str, object] = MappingProxyType({})
+
+
 def new_correlation_id() -> str:
     """A fresh random id: 32 hex characters, like a UUID4 without the version bits (and
     without uuid's int round trip: this runs for every request that arrives without one)."""
@@ -40,7 +90,13 @@ def is_valid(value: str | None) -> bool:
     Ids made only of dots are refused too: as a path segment ``..`` (or its encoded form,
     which browsers resolve the same way) would climb out of the link it is put in.
     """
-    return value is not None and _VALID.fullmatch(value) is not None and value.strip(".") != ""
+    if value is None:
+        return False
+    # Fast path for the ids this package makes (hex) and most others: ASCII letters and
+    # digits only are a subset of _VALID, and cannot be all dots. Runs per queue message.
+    if len(value) <= MAX_LENGTH and value.isascii() and value.isalnum():
+        return True
+    return _VALID.fullmatch(value) is not None and value.strip(".") != ""
 
 
 def get_correlation_id(ctx: context.Context | None = None) -> str | None:
@@ -133,7 +189,7 @@ def fresh_context() -> tuple[context.Context, str]:
     :func:`extract_from_headers` returns for a request that sent none, without its lookups
     (the common case on every request of an edge service)."""
     cid = new_correlation_id()
-    return baggage.set_baggage(BAGGAGE_KEY, cid, _EMPTY), cid
+    return context_for_id(cid), cid
 
 
 def inject_into_headers(headers: dict[str, str], ctx: context.Context | None = None) -> None:

@@ -99,6 +99,20 @@ class _Unavailable(Exception):
     """rest_service did not take the batch; retry later."""
 
 
+#: This process's pid, kept by a fork hook: ``os.getpid()`` is a system call, and
+#: submit() runs for every queue message (twice per round trip).
+_pid = os.getpid()
+
+
+def _note_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
+
+
 class HistoryShipper:
     """Background sender of history events. See the module docstring."""
 
@@ -163,7 +177,7 @@ class HistoryShipper:
             buf.append(event)
             if len(buf) == self._batch:
                 self._wake.set()
-            if self._pid != os.getpid():
+            if self._pid != _pid:  # a forked child: its own buffers and sender thread
                 self._after_fork()
         except Exception:  # noqa: S110 - telemetry must never fail the caller
             pass

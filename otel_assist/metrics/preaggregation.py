@@ -112,6 +112,9 @@ class _Instrument(Generic[S]):
         self._lock = threading.Lock()
         self._by_key: dict[Hashable, S] = {}
         self._series: dict[frozenset[tuple[str, Any]], S] = {}
+        #: Replaced by reset(): bound handles compare it by identity to know their series
+        #: is still the one collected.
+        self.generation = object()
 
     def _new(self, attributes: dict[str, Any]) -> S:
         raise NotImplementedError
@@ -160,6 +163,7 @@ class _Instrument(Generic[S]):
         with self._lock:
             self._by_key = {}
             self._series = {}
+            self.generation = object()
 
     def _after_fork(self) -> None:
         # A thread of the parent may have held the lock at fork time; the child has only
@@ -193,6 +197,11 @@ class Counter(_Instrument[_Series]):
             series = self.series(attributes or {})
         with self._lock:
             series.value += amount
+
+    def bind(self, attributes: Attributes) -> BoundCounter:
+        """A handle on the series ``attributes`` fold to, for a call site that adds to it
+        again and again (see :class:`BoundCounter`)."""
+        return BoundCounter(self, attributes)
 
     def add_in(self, series: _Series, amount: float) -> None:
         """Add to a series found with :meth:`series` / :meth:`keyed`."""
@@ -341,6 +350,10 @@ class ExplicitHistogram(_Instrument[_HistogramSeries]):
             if value > series.max:
                 series.max = value
 
+    def bind(self, attributes: Attributes) -> BoundHistogram:
+        """A handle on the series ``attributes`` fold to (see :class:`BoundHistogram`)."""
+        return BoundHistogram(self, attributes)
+
     def record_in(self, series: _HistogramSeries, value: float) -> None:
         """Record into a series found with :meth:`series` / :meth:`keyed`."""
         if not 0 <= value < _INF:
@@ -390,6 +403,75 @@ class ExplicitHistogram(_Instrument[_HistogramSeries]):
 
 
 AnyInstrument = Counter | UpDownCounter | LastValue | ExplicitHistogram
+
+
+class BoundCounter:
+    """One counter series resolved once, for a call site that always uses the same
+    attributes (a queue's push count, say): ``add`` skips building the key tuple and the
+    lookup, which is most of :meth:`Counter.add`. After the instrument's ``reset()`` the
+    series is looked up again on the next call, so nothing is recorded into a forgotten
+    series."""
+
+    __slots__ = ("_attributes", "_generation", "_instrument", "_low", "_series")
+
+    def __init__(self, instrument: Counter, attributes: Attributes) -> None:
+        self._instrument = instrument
+        # What the instrument's own add() refuses: negative increments on a monotonic sum.
+        self._low = 0 if instrument.monotonic else -_INF
+        self._attributes = dict(attributes)
+        self._generation = instrument.generation
+        self._series = instrument.series(self._attributes)
+
+    def _rebind(self) -> _Series:
+        inst = self._instrument
+        self._generation = inst.generation
+        self._series = inst.series(self._attributes)
+        return self._series
+
+    def add(self, amount: float = 1) -> None:
+        if not self._low <= amount < _INF:
+            return
+        inst = self._instrument
+        series = self._series
+        if self._generation is not inst.generation:
+            series = self._rebind()
+        with inst._lock:
+            series.value += amount
+
+
+class BoundHistogram:
+    """One histogram series resolved once (see :class:`BoundCounter`)."""
+
+    __slots__ = ("_attributes", "_generation", "_instrument", "_series")
+
+    def __init__(self, instrument: ExplicitHistogram, attributes: Attributes) -> None:
+        self._instrument = instrument
+        self._attributes = dict(attributes)
+        self._generation = instrument.generation
+        self._series = instrument.series(self._attributes)
+
+    def _rebind(self) -> _HistogramSeries:
+        inst = self._instrument
+        self._generation = inst.generation
+        self._series = inst.series(self._attributes)
+        return self._series
+
+    def record(self, value: float) -> None:
+        if not 0 <= value < _INF:
+            return
+        inst = self._instrument
+        series = self._series
+        if self._generation is not inst.generation:
+            series = self._rebind()
+        index = bisect_left(inst.boundaries, value)
+        with inst._lock:
+            series.bucket_counts[index] += 1
+            series.count += 1
+            series.sum += value
+            if value < series.min:
+                series.min = value
+            if value > series.max:
+                series.max = value
 
 
 class Aggregates:

@@ -21,6 +21,7 @@ import time
 from typing import Any, TypeVar
 
 from otel_assist.metrics import instruments as metrics
+from otel_assist.metrics.preaggregation import BoundHistogram
 
 ClientT = TypeVar("ClientT")
 _FLAG = "_otel_assist_metrics"
@@ -29,20 +30,21 @@ _NAME = "db.client.operation.duration"
 
 class _Recorder:
     """Records into the catalog's histogram (built once per process, so nothing here is
-    refreshed when configure() runs); folded attribute dicts are cached per command."""
+    refreshed when configure() runs); successful commands record through a handle bound
+    once per command name (at most 256 names kept)."""
 
     def __init__(self) -> None:
         self._instrument = metrics.catalog()[_NAME]
         self._histogram = self._instrument.raw
-        self._ok: dict[Any, dict[str, Any]] = {}
+        self._ok: dict[Any, BoundHistogram] = {}
 
     def ok(self, command: Any, seconds: float) -> None:
-        attrs = self._ok.get(command)
-        if attrs is None:
-            attrs = self._fold(command, None)
+        bound = self._ok.get(command)
+        if bound is None:
+            bound = self._histogram.bind(self._fold(command, None))
             if len(self._ok) < 256:
-                self._ok[command] = attrs
-        self._histogram.record(seconds, attrs)
+                self._ok[command] = bound
+        bound.record(seconds)
 
     def error(self, command: Any, seconds: float, exc: BaseException) -> None:
         self._histogram.record(seconds, self._fold(command, type(exc).__name__))

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import baggage, context
+from opentelemetry import context
 
 from otel_assist.extras import MissingExtraError
 
@@ -34,6 +34,7 @@ except ModuleNotFoundError as exc:  # one line naming the extra, not "No module 
 
 from otel_assist.correlation import (
     BAGGAGE_KEY,
+    context_for_id,
     context_from_baggage_header,
     context_with_correlation_id,
     get_correlation_id,
@@ -52,7 +53,6 @@ from otel_assist.settings import QueueSettings
 
 _log = get_logger("otel_assist.queues")
 _PREFIX = BAGGAGE_KEY + "="
-_EMPTY = context.Context()
 
 
 def _context_for(header: str | None) -> tuple[context.Context, str]:
@@ -62,7 +62,7 @@ def _context_for(header: str | None) -> tuple[context.Context, str]:
     if header and header.startswith(_PREFIX):
         value = header[len(_PREFIX) :]
         if is_valid(value):
-            return baggage.set_baggage(BAGGAGE_KEY, value, _EMPTY), value
+            return context_for_id(value), value
     ctx = context_from_baggage_header(header)
     cid = get_correlation_id(ctx)
     if cid is None:
@@ -187,7 +187,7 @@ class QueueConsumer:
         :meth:`get` logs and dead-letters what is invalid)."""
         now = time.time()
         m = self._m
-        m.messages.add(1, m.pop_attrs)
+        m.popped.add(1)
         decoded = qe.decode(raw, self.settings.max_message_bytes)
         env = decoded.envelope
         if env is not None:
@@ -203,7 +203,7 @@ class QueueConsumer:
                 env.enqueued_at,
                 env.baggage,
             )
-            m.wait.record(max(0.0, now - env.enqueued_at), m.queue_attrs)
+            m.wait.record(max(0.0, now - env.enqueued_at))
         else:
             reason = decoded.reason or "invalid_json"
             metrics.catalog()["queue_invalid_messages"].add(
@@ -286,8 +286,8 @@ class QueueConsumer:
         finally:
             elapsed = time.perf_counter() - start
             context.detach(token)
-        m.processing.raw.record(elapsed, m.processing_attrs[status])
-        m.processed.raw.add(1, m.processed_attrs(source, status))
+        m.processing[status].record(elapsed)
+        m.processed(source, status).add(1)
         return status == "success"
 
     async def run(self) -> None:

@@ -5,41 +5,44 @@ pre-aggregated in plain Python (:mod:`otel_assist.metrics.preaggregation`)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from otel_assist.metrics import instruments as metrics
+from otel_assist.metrics.preaggregation import BoundCounter
 
 
 class _Instruments:
-    """One queue's instruments with attributes folded once (the catalog is built once per
-    process, so these stay valid across configure())."""
+    """One queue's instruments, each bound once to its series (the catalog is built once per
+    process, and a bound handle finds its series again after a reset, so these stay valid
+    across configure()). A message then costs no attribute lookups at all."""
 
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
-        self._processed: dict[tuple[str, str], dict[str, Any]] = {}
         cat = metrics.catalog()
         q = queue_name
-        self.messages = cat["queue_messages"].raw
-        self.push_attrs = cat["queue_messages"].attributes(queue_name=q, direction="push")
-        self.pop_attrs = cat["queue_messages"].attributes(queue_name=q, direction="pop")
-        self.wait = cat["queue_wait_duration"].raw
-        self.queue_attrs = cat["queue_wait_duration"].attributes(queue_name=q)
-        self.processing = cat["queue_processing_duration"]
-        self.processing_attrs = {
-            status: self.processing.attributes(queue_name=q, status=status)
+        messages = cat["queue_messages"]
+        self.pushed = messages.raw.bind(messages.attributes(queue_name=q, direction="push"))
+        self.popped = messages.raw.bind(messages.attributes(queue_name=q, direction="pop"))
+        wait = cat["queue_wait_duration"]
+        self.wait = wait.raw.bind(wait.attributes(queue_name=q))
+        processing = cat["queue_processing_duration"]
+        self.processing = {
+            status: processing.raw.bind(processing.attributes(queue_name=q, status=status))
             for status in ("success", "error")
         }
-        self.processed = cat["messages_processed"]
+        self._processed_instrument = cat["messages_processed"]
+        self._processed: dict[tuple[str, str], BoundCounter] = {}
 
-    def processed_attrs(self, source: str, status: str) -> dict[str, Any]:
-        """Folded attributes, cached per (source, status)."""
+    def processed(self, source: str, status: str) -> BoundCounter:
+        """``messages_processed_total`` for one (source, status), bound on first use; at
+        most 10,000 are kept (source comes from the message, so it is not trusted)."""
         key = (source, status)
-        attrs = self._processed.get(key)
-        if attrs is None:
-            attrs = self.processed.attributes(source=source, status=status)
+        bound = self._processed.get(key)
+        if bound is None:
+            inst = self._processed_instrument
+            bound = inst.raw.bind(inst.attributes(source=source, status=status))
             if len(self._processed) < 10_000:
-                self._processed[key] = attrs
-        return attrs
+                self._processed[key] = bound
+        return bound
 
 
 def _count_error(queue_name: str, direction: str, exc: BaseException) -> None:

@@ -22,10 +22,11 @@ import asyncio
 import time
 from typing import Any
 
-from opentelemetry import baggage, context
+from opentelemetry import context
 
 from otel_assist.correlation import (
     BAGGAGE_KEY,
+    baggage_entries,
     baggage_header,
     context_with_correlation_id,
     is_valid,
@@ -47,7 +48,7 @@ _PREFIX = BAGGAGE_KEY + "="
 def _header_for(ctx: context.Context, cid: str) -> str | None:
     """W3C baggage header of ``ctx``. Fast path for the usual case, baggage holding only a
     valid correlation_id (no escaping needed); anything else goes through the propagator."""
-    entries = baggage.get_all(ctx)
+    entries = baggage_entries(ctx)
     if len(entries) == 1 and entries.get(BAGGAGE_KEY) == cid and is_valid(cid):
         return _PREFIX + cid
     return baggage_header(ctx)
@@ -57,7 +58,7 @@ def _baggage_of(ctx: context.Context) -> tuple[str | None, str | None]:
     """``(header, correlation_id)`` of ``ctx`` with one baggage lookup (this runs for every
     message pushed from a new context); ``(None, None)`` when it holds no correlation_id.
     Same result as ``_header_for(ctx, get_correlation_id(ctx))``."""
-    entries = baggage.get_all(ctx)
+    entries = baggage_entries(ctx)
     cid = entries.get(BAGGAGE_KEY)
     if not isinstance(cid, str):
         return None, None
@@ -115,8 +116,7 @@ class QueueProducer:
         return env, env.encode(), cid
 
     def _pushed(self, env: qe.Envelope, data: bytes, cid: str) -> None:
-        m = self._m
-        m.messages.add(1, m.push_attrs)
+        self._m.pushed.add(1)
         if wanted(LogEventType.QUEUE_PUSH):  # off by default: skip building the call
             emit(
                 _log,

@@ -8,6 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import baggage
+from opentelemetry.context import Context
 
 from otel_assist import correlation
 from otel_assist.testing import Capture
@@ -123,3 +127,36 @@ def test_httpx_imported_after_configure_is_patched(header_server: str) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "204"
     assert [h.get("baggage") for h in _Recorder.seen] == ["correlation_id=late-import-id"]
+
+
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.text(alphabet="abcdefABCDEF0123456789._:-", min_size=1, max_size=140),
+        st.just("." * 3),
+    )
+)
+def test_is_valid_fast_path_agrees_with_the_pattern(value: str) -> None:
+    """The ASCII-alphanumeric shortcut in is_valid() never accepts what the pattern (and
+    the all-dots rule) refuses, nor refuses what it accepts."""
+    by_pattern = correlation._VALID.fullmatch(value) is not None and value.strip(".") != ""
+    assert correlation.is_valid(value) == by_pattern
+
+
+@given(st.text(alphabet="abcdefABCDEF0123456789._:-", min_size=1, max_size=128))
+def test_direct_baggage_context_equals_the_public_path(cid: str) -> None:
+    """context_for_id() and baggage_entries() (built and read in one step) give what the
+    public baggage API gives: same entries, same header, same id for every reader."""
+    if not correlation.is_valid(cid):
+        return
+    fast = correlation.context_for_id(cid)
+    public = baggage.set_baggage(correlation.BAGGAGE_KEY, cid, Context())
+    assert correlation._BAGGAGE_CONTEXT_KEY is not None  # the check passed on this API
+    assert dict(baggage.get_all(fast)) == dict(baggage.get_all(public)) == {"correlation_id": cid}
+    assert correlation.baggage_header(fast) == correlation.baggage_header(public)
+    assert correlation.get_correlation_id(fast) == cid
+    assert dict(correlation.baggage_entries(public)) == {"correlation_id": cid}
+    assert dict(correlation.baggage_entries(Context())) == {}
+    with_more = baggage.set_baggage("tenant", "acme", fast)
+    assert dict(correlation.baggage_entries(with_more)) == {"correlation_id": cid, "tenant": "acme"}
+    assert dict(baggage.get_all(fast)) == {"correlation_id": cid}  # fast ctx unchanged

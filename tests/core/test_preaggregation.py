@@ -287,3 +287,55 @@ def test_any_attribute_set_records_within_the_allowlist(
     assert len(open_values) <= limit
     assert len({frozenset(dict(p.attributes).items()) for p in points}) == len(points)
     provider.shutdown()
+
+
+def test_bound_handles_follow_a_reset_and_stay_consistent_under_threads() -> None:
+    """Bound handles (the queue path's per-message recording) land in the same series as
+    the attribute-mapping calls, keep count == sum(buckets) while a reader collects from
+    another thread, and after a reset record into the new series, not a forgotten one."""
+    catalog = metrics.Catalog()
+    reader, provider = _reader_for(catalog)
+    wait = catalog["queue_wait_duration"]
+    messages = catalog["queue_messages"]
+    bound_wait = wait.raw.bind(wait.attributes(queue_name="q"))
+    bound_pop = messages.raw.bind(messages.attributes(queue_name="q", direction="pop"))
+    per_thread = 3000
+    stop = threading.Event()
+    bad: list[Any] = []
+
+    def record() -> None:
+        for i in range(per_thread):
+            bound_wait.record(LOW + (HIGH - LOW) * (i % 100) / 99)
+            bound_pop.add(1)
+
+    def collect() -> None:
+        while not stop.is_set():
+            for p in metric_reader.points(reader, "queue_wait_duration", must_collect=True):
+                if p.count != sum(p.bucket_counts):
+                    bad.append(p)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    threads = [threading.Thread(target=record) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    collector.join()
+    assert bad == []
+    wait.raw.record(1.0, wait.attributes(queue_name="q"))  # the mapping path: same series
+    (point,) = metric_reader.points(reader, "queue_wait_duration", must_collect=True)
+    assert point.count == 3 * per_thread + 1 == sum(point.bucket_counts)
+    (count,) = metric_reader.points(reader, "queue_messages", must_collect=True)
+    assert count.value == 3 * per_thread
+    bound_pop.add(-1)  # refused like Counter.add refuses it
+    bound_wait.record(math.nan)
+    catalog.reset()
+    assert list(metric_reader.points(reader, "queue_messages", must_collect=True)) == []
+    bound_pop.add(2)
+    bound_wait.record(0.5)
+    (count,) = metric_reader.points(reader, "queue_messages", must_collect=True)
+    (point,) = metric_reader.points(reader, "queue_wait_duration", must_collect=True)
+    assert count.value == 2 and point.count == 1 and point.sum == 0.5
+    provider.shutdown()
