@@ -405,28 +405,37 @@ class ExplicitHistogram(_Instrument[_HistogramSeries]):
 AnyInstrument = Counter | UpDownCounter | LastValue | ExplicitHistogram
 
 
-class BoundCounter:
-    """One counter series resolved once, for a call site that always uses the same
-    attributes (a queue's push count, say): ``add`` skips building the key tuple and the
-    lookup, which is most of :meth:`Counter.add`. After the instrument's ``reset()`` the
-    series is looked up again on the next call, so nothing is recorded into a forgotten
-    series."""
+class _Bound(Generic[S]):
+    """One series of one instrument resolved once, for a call site that always uses the
+    same attributes (a queue's push count, say): a measurement skips building the key
+    tuple and the lookup, which is most of the mapping-taking call. After the instrument's
+    ``reset()`` the series is looked up again on the next call, so nothing is recorded
+    into a forgotten series."""
 
-    __slots__ = ("_attributes", "_generation", "_instrument", "_low", "_series")
+    __slots__ = ("_attributes", "_generation", "_instrument", "_series")
 
-    def __init__(self, instrument: Counter, attributes: Attributes) -> None:
-        self._instrument = instrument
-        # What the instrument's own add() refuses: negative increments on a monotonic sum.
-        self._low = 0 if instrument.monotonic else -_INF
+    def __init__(self, instrument: _Instrument[S], attributes: Attributes) -> None:
+        self._instrument: _Instrument[S] = instrument
         self._attributes = dict(attributes)
         self._generation = instrument.generation
-        self._series = instrument.series(self._attributes)
+        self._series: S = instrument.series(self._attributes)
 
-    def _rebind(self) -> _Series:
+    def _rebind(self) -> S:
         inst = self._instrument
         self._generation = inst.generation
         self._series = inst.series(self._attributes)
         return self._series
+
+
+class BoundCounter(_Bound[_Series]):
+    """A counter series resolved once (see :class:`_Bound`)."""
+
+    __slots__ = ("_low",)
+
+    def __init__(self, instrument: Counter, attributes: Attributes) -> None:
+        super().__init__(instrument, attributes)
+        # What the instrument's own add() refuses: negative increments on a monotonic sum.
+        self._low = 0 if instrument.monotonic else -_INF
 
     def add(self, amount: float = 1) -> None:
         if not self._low <= amount < _INF:
@@ -439,22 +448,14 @@ class BoundCounter:
             series.value += amount
 
 
-class BoundHistogram:
-    """One histogram series resolved once (see :class:`BoundCounter`)."""
+class BoundHistogram(_Bound[_HistogramSeries]):
+    """A histogram series resolved once (see :class:`_Bound`)."""
 
-    __slots__ = ("_attributes", "_generation", "_instrument", "_series")
+    __slots__ = ("_boundaries",)
 
     def __init__(self, instrument: ExplicitHistogram, attributes: Attributes) -> None:
-        self._instrument = instrument
-        self._attributes = dict(attributes)
-        self._generation = instrument.generation
-        self._series = instrument.series(self._attributes)
-
-    def _rebind(self) -> _HistogramSeries:
-        inst = self._instrument
-        self._generation = inst.generation
-        self._series = inst.series(self._attributes)
-        return self._series
+        super().__init__(instrument, attributes)
+        self._boundaries = instrument.boundaries
 
     def record(self, value: float) -> None:
         if not 0 <= value < _INF:
@@ -463,7 +464,7 @@ class BoundHistogram:
         series = self._series
         if self._generation is not inst.generation:
             series = self._rebind()
-        index = bisect_left(inst.boundaries, value)
+        index = bisect_left(self._boundaries, value)
         with inst._lock:
             series.bucket_counts[index] += 1
             series.count += 1
