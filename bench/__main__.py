@@ -42,6 +42,7 @@ ALL = [
     "rss",
     "log_export",
     "queue_overhead",
+    "queue_floor",
     "job_overhead",
     "ingest_throughput",
     "stats_scaling",
