@@ -113,6 +113,8 @@ def rest_service_on_postgres(
         if cluster is None:
             pg.process.stop()
             _remove_cluster(pg, work)
+        else:  # the cluster is the caller's; only this service's directory (its log) goes
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _remove_cluster(pg: servers.Postgres, work: Path) -> None:

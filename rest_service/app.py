@@ -27,6 +27,7 @@ from rest_service.api.routes import health
 from rest_service.core.auth_limit import FailedAuthLimiter
 from rest_service.core.config import Settings, get_settings
 from rest_service.core.db import Database, safe_url
+from rest_service.core.heap import serving_gc
 from rest_service.live_queues import LiveQueues
 from rest_service.monitor_sweeper import SweeperSettings
 
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None, *, telemetry: bool = True) -> F
                 name="monitor-sweeper",
             )
         try:
-            yield
+            with serving_gc(settings.gc_threshold):
+                yield
         finally:
             if sweeper is not None:
                 sweeper.cancel()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -28,7 +29,7 @@ from rest_service.cron_schedule import (
     zone,
     zone_names,
 )
-from rest_service.schemas import NO_NUL, CorrelationId, Id, Name
+from rest_service.schemas import NO_NUL, CorrelationId, Id, Name, json_integer
 
 #: URL-safe: a slug sits in paths and in the ``monitor`` metric attribute.
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -101,19 +102,19 @@ class MonitorSpec(BaseModel):
         default=None,
         description="5-field cron expression (or @hourly, @daily, ...), in ``timezone``.",
     )
-    interval_seconds: Annotated[int, Field(le=366 * 86400)] | None = Field(
-        default=None, description="Instead of cron: every N seconds (at least 60)."
-    )
+    interval_seconds: (
+        Annotated[int, Field(le=366 * 86400), BeforeValidator(json_integer)] | None
+    ) = Field(default=None, description="Instead of cron: every N seconds (at least 60).")
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
         default="UTC", description="IANA zone the cron expression is read in."
     )
-    grace_seconds: Annotated[int, Field(ge=0, le=WEEK_SECONDS)] = Field(
-        default=60, description="How late a run may start before it counts as missed."
+    grace_seconds: Annotated[int, Field(ge=0, le=WEEK_SECONDS), BeforeValidator(json_integer)] = (
+        Field(default=60, description="How late a run may start before it counts as missed.")
     )
-    max_runtime_seconds: Annotated[int, Field(ge=1, le=WEEK_SECONDS)] | None = Field(
-        default=None, description="A run still in progress after this is timed_out."
-    )
-    failure_tolerance: Annotated[int, Field(ge=1, le=100)] = Field(
+    max_runtime_seconds: (
+        Annotated[int, Field(ge=1, le=WEEK_SECONDS), BeforeValidator(json_integer)] | None
+    ) = Field(default=None, description="A run still in progress after this is timed_out.")
+    failure_tolerance: Annotated[int, Field(ge=1, le=100), BeforeValidator(json_integer)] = Field(
         default=1, description="Failed or timed-out runs in a row before the monitor is failing."
     )
     owner_service: Name | None = None

@@ -78,7 +78,7 @@ MessageType = Annotated[
 FreeText = Annotated[str, StringConstraints(pattern=NO_NUL)]
 
 
-def _json_integer(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
     """What JSON Schema's ``integer`` accepts: integers and integral numbers (``3.0``), not
     booleans or strings. Pydantic's lax mode would store ``true`` as user_id 1 and ``"42"``
     as 42; its strict mode would refuse ``3.0``, which the schema allows."""
@@ -88,8 +88,8 @@ def _json_integer(value: Any) -> Any:
 
 
 # Field before the validator: in the other order the bounds vanish from the OpenAPI schema.
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(_json_integer)]
-DurationMs = Annotated[int, Field(ge=0, le=wire.DURATION_MS_MAX), BeforeValidator(_json_integer)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(json_integer)]
+DurationMs = Annotated[int, Field(ge=0, le=wire.DURATION_MS_MAX), BeforeValidator(json_integer)]
 #: An event time: ISO 8601 (naive means UTC) or unix seconds, from 2000-01-01 to
 #: now + MAX_CLOCK_SKEW_SECONDS; stored as aware UTC.
 WireTime = Annotated[datetime, AfterValidator(_lower_bounded_utc)]

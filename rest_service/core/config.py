@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         "histogram instead of percentile_cont over raw rows.",
     )
     db_pool_size: int = Field(default=10, ge=1)
+    gc_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="While the app runs: the garbage collector's first threshold (Python's "
+        "default is 700), and the objects left from startup are frozen out of its scans. 0 "
+        "leaves the collector as Python set it. See rest_service/core/heap.py.",
+    )
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # Loki's query API, read by the admin Logs page, the correlation timeline and

@@ -24,11 +24,12 @@ from rest_service.core.db import Database, utcnow
 from rest_service.core.errors import IllegalTransitionError, NotFoundError
 from rest_service.crud.text import truncate_text
 from rest_service.crud.windows import (
+    WindowSplit,
     duration_bucket,
     histogram_quantile,
-    hour_ceil,
     hour_floor,
     interpolate_cont,
+    split_window,
 )
 from rest_service.models import (
     STATUS_RANK,
@@ -430,8 +431,10 @@ async def job_stats(
 ) -> JobStats:
     """Counts, average and p95 duration, per type with failures/missed/stuck, in SQL.
 
-    Full hours come from ``job_hourly``/``job_duration_hourly``; the partial first hour
-    from the raw table through its (job_type|status, created_at) indexes. Totals are
+    Whole hours come from ``job_hourly``/``job_duration_hourly``; the raw table (through
+    its created_at indexes) adds or subtracts at most half an hour of rows at the window's
+    first hour (``split_window``), each rollup and its raw correction read by one
+    statement. Totals are
     grouped by status alone; the per-type breakdown covers the ``types_limit`` job types
     with the most runs (chosen in SQL), and ``other_types`` counts the rest, so thousands
     of job types cost the database a GROUP BY, not the event loop a Python pass over
@@ -439,21 +442,20 @@ async def job_stats(
     """
     now = now or utcnow()
     since = now - timedelta(hours=hours)
-    edge_end = hour_ceil(since)
-    edge_where = and_(T.c.created_at >= since, T.c.created_at < edge_end)
+    split = split_window(since)
+    edge_where = and_(T.c.created_at >= split.raw_from, T.c.created_at < split.raw_to)
     stuck_where = and_(
         T.c.status == JobStatus.RUNNING.value,
         T.c.started_at < now - timedelta(minutes=stuck_after_minutes),
         T.c.created_at >= since,
     )
     async with db.session() as session:
-        by_status = await _window_sums(session, edge_end, edge_where, None)
         runs_by_type = (
             union_all(
                 select(H.c.job_type.label("job_type"), H.c.runs.label("runs")).where(
-                    H.c.hour >= edge_end
+                    H.c.hour >= split.rollup_from
                 ),
-                select(T.c.job_type, literal(1, BigInteger())).where(edge_where),
+                select(T.c.job_type, literal(split.sign, BigInteger())).where(edge_where),
             )
         ).subquery("runs_by_type")
         ranked = (
@@ -471,7 +473,12 @@ async def job_stats(
         ).all()
         top = [str(jt) for jt, _ in top_rows]
         n_types = int(top_rows[0][1]) if top_rows else 0
-        per = await _window_sums(session, edge_end, edge_where, top) if top else {}
+        per = await _window_sums(session, split, edge_where, top) if top else {}
+        if len(top) == n_types:
+            # every type is in the breakdown: the totals are its sum (one raw scan fewer)
+            by_status = _merged(per)
+        else:
+            by_status = await _window_sums(session, split, edge_where, None)
         # running rows are few (a partial index holds them): group them all by type
         stuck_rows = await session.execute(
             select(T.c.job_type, func.count()).where(stuck_where).group_by(T.c.job_type)
@@ -485,7 +492,7 @@ async def job_stats(
             p95 = await _exact_p95(db, session, since, n_dur)
         elif n_dur:
             exact = False
-            p95 = await _histogram_p95(session, since, edge_end)
+            p95 = await _histogram_p95(session, split, edge_where)
 
     stats = JobStats(hours=hours, since=since)
     for job_type in top:
@@ -505,6 +512,18 @@ async def job_stats(
     return stats
 
 
+def _merged(per: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, list[int]]]:
+    """Per-type window sums added up by status, under the key '' (``_window_sums(None)``)."""
+    total: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for statuses in per.values():
+        for status, (runs, dcount, dsum) in statuses.items():
+            acc = total[status]
+            acc[0] += runs
+            acc[1] += dcount
+            acc[2] += dsum
+    return {"": total}
+
+
 def _type_stats(statuses: dict[str, list[int]]) -> JobTypeStats:
     """A JobTypeStats from {status: [runs, duration_count, duration_sum]}."""
     ts = JobTypeStats()
@@ -522,10 +541,11 @@ def _type_stats(statuses: dict[str, list[int]]) -> JobTypeStats:
 
 
 async def _window_sums(
-    session: AsyncSession, edge_end: datetime, edge_where: Any, types: list[str] | None
+    session: AsyncSession, split: WindowSplit, edge_where: Any, types: list[str] | None
 ) -> dict[str, dict[str, list[int]]]:
     """{job_type: {status: [runs, duration_count, duration_sum]}} over the window, for
-    ``types`` only; with ``types=None``, all types together under the key ''."""
+    ``types`` only; with ``types=None``, all types together under the key ''. The rollup
+    rows and the signed raw correction come from one statement (one snapshot)."""
     grouped = types is not None
     out: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
     rollup = select(
@@ -534,13 +554,15 @@ async def _window_sums(
         func.sum(H.c.runs),
         func.sum(H.c.duration_count),
         func.sum(H.c.duration_sum),
-    ).where(H.c.hour >= edge_end)
+        literal(1, BigInteger()),
+    ).where(H.c.hour >= split.rollup_from)
     edge = select(
         *([T.c.job_type] if grouped else []),
         T.c.status,
         func.count(),
         func.count(T.c.duration_ms),
         func.coalesce(func.sum(T.c.duration_ms), 0),
+        literal(split.sign, BigInteger()),
     ).where(edge_where)
     if grouped:
         rollup = rollup.where(H.c.job_type.in_(types)).group_by(H.c.job_type, H.c.status)
@@ -548,14 +570,14 @@ async def _window_sums(
     else:
         rollup = rollup.group_by(H.c.status)
         edge = edge.group_by(T.c.status)
-    for row in [*(await session.execute(rollup)).all(), *(await session.execute(edge)).all()]:
+    for row in (await session.execute(union_all(rollup, edge))).all():
         values = tuple(row)
         job_type = str(values[0]) if grouped else ""
-        status, runs, dcount, dsum = values[1:] if grouped else values
+        status, runs, dcount, dsum, sign = values[1:] if grouped else values
         acc = out[job_type][status]
-        acc[0] += int(runs or 0)
-        acc[1] += int(dcount or 0)
-        acc[2] += int(dsum or 0)
+        acc[0] += sign * int(runs or 0)
+        acc[1] += sign * int(dcount or 0)
+        acc[2] += sign * int(dsum or 0)
     return out
 
 
@@ -577,17 +599,21 @@ async def _exact_p95(db: Database, session: AsyncSession, since: datetime, n: in
 
 
 async def _histogram_p95(
-    session: AsyncSession, since: datetime, edge_end: datetime
+    session: AsyncSession, split: WindowSplit, edge_where: Any
 ) -> float | None:
+    """The window's duration histogram (rollup hours and the signed raw correction, one
+    statement) and its p95."""
     counts: dict[int, int] = defaultdict(int)
-    rollup = await session.execute(
-        select(D.c.bucket, func.sum(D.c.count)).where(D.c.hour >= edge_end).group_by(D.c.bucket)
+    rollup = (
+        select(D.c.bucket, func.sum(D.c.count), literal(1, BigInteger()))
+        .where(D.c.hour >= split.rollup_from)
+        .group_by(D.c.bucket)
     )
-    edge = await session.execute(
-        select(T.c.duration_bucket, func.count())
-        .where(T.c.created_at >= since, T.c.created_at < edge_end, T.c.duration_bucket.is_not(None))
+    edge = (
+        select(T.c.duration_bucket, func.count(), literal(split.sign, BigInteger()))
+        .where(edge_where, T.c.duration_bucket.is_not(None))
         .group_by(T.c.duration_bucket)
     )
-    for bucket, n in [*rollup.all(), *edge.all()]:
-        counts[int(bucket)] += int(n)
+    for bucket, n, sign in (await session.execute(union_all(rollup, edge))).all():
+        counts[int(bucket)] += sign * int(n)
     return histogram_quantile(counts, 0.95)

@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from otel_assist.history import wire
 from rest_service.core.db import Database, utcnow
 from rest_service.crud.text import truncate_text
-from rest_service.crud.windows import hour_ceil, hour_floor
+from rest_service.crud.windows import hour_floor, split_window
 from rest_service.models import QueueDirection, QueueMessageHourly, QueueMessageLog
 from rest_service.schemas import QueueEvent, QueueEventBatchResult, QueueStats
 
@@ -558,10 +558,11 @@ def _one_of(column: Any, names: Sequence[str], postgres: bool) -> Any:
 
 def _window_rows(names: Sequence[str], now: datetime, postgres: bool) -> Any:
     """One statement: per (queue, direction, type, source) of ``names``, the retained total,
-    the last 24 h and the last hour. Full hours come from the rollup, the partial first
-    hour of each window from the raw table (through its (queue_name, created_at) index)."""
-    since_day, since_hour = now - timedelta(hours=24), now - timedelta(hours=1)
-    edge_day, edge_hour = hour_ceil(since_day), hour_ceil(since_hour)
+    the last 24 h and the last hour. Whole hours come from the rollup; the raw table
+    (through its (queue_name, created_at) index) adds or subtracts at most half an hour
+    of rows at each window's first hour (``split_window``). One statement, one snapshot:
+    the rollup and the raw correction agree."""
+    day, hour = split_window(now - timedelta(hours=24)), split_window(now - timedelta(hours=1))
     zero = literal(0, BigInteger())
     rollup = (
         select(
@@ -570,15 +571,14 @@ def _window_rows(names: Sequence[str], now: datetime, postgres: bool) -> Any:
             R.c.message_type,
             R.c.source,
             func.sum(R.c.count).label("total"),
-            func.sum(case((R.c.hour >= edge_day, R.c.count), else_=zero)).label("day"),
-            func.sum(case((R.c.hour >= edge_hour, R.c.count), else_=zero)).label("hour"),
+            func.sum(case((R.c.hour >= day.rollup_from, R.c.count), else_=zero)).label("day"),
+            func.sum(case((R.c.hour >= hour.rollup_from, R.c.count), else_=zero)).label("hour"),
         )
         .where(_one_of(R.c.queue_name, names, postgres))
         .group_by(R.c.queue_name, R.c.direction, R.c.message_type, R.c.source)
     )
-    in_day_edge = and_(Q.c.created_at >= since_day, Q.c.created_at < edge_day)
-    in_hour_edge = and_(Q.c.created_at >= since_hour, Q.c.created_at < edge_hour)
-    one = literal(1, BigInteger())
+    in_day_edge = and_(Q.c.created_at >= day.raw_from, Q.c.created_at < day.raw_to)
+    in_hour_edge = and_(Q.c.created_at >= hour.raw_from, Q.c.created_at < hour.raw_to)
     src = func.coalesce(Q.c.source, "")
     edge = (
         select(
@@ -587,8 +587,8 @@ def _window_rows(names: Sequence[str], now: datetime, postgres: bool) -> Any:
             Q.c.message_type,
             src,
             zero,
-            func.sum(case((in_day_edge, one), else_=zero)),
-            func.sum(case((in_hour_edge, one), else_=zero)),
+            func.sum(case((in_day_edge, literal(day.sign, BigInteger())), else_=zero)),
+            func.sum(case((in_hour_edge, literal(hour.sign, BigInteger())), else_=zero)),
         )
         .where(_one_of(Q.c.queue_name, names, postgres), or_(in_day_edge, in_hour_edge))
         .group_by(Q.c.queue_name, Q.c.direction, Q.c.message_type, src)
@@ -634,6 +634,8 @@ async def stats_for(session: AsyncSession, names: Sequence[str], now: datetime) 
             a.pushed_day += day
             a.pushed_hour += hour
             if day:
+                # a raw correction row may be negative (``split_window``): the sums are
+                # exact, zero entries are dropped below
                 a.by_type[mtype] += day
                 a.by_source[source or "unknown"] += day
         else:
@@ -657,8 +659,8 @@ async def stats_for(session: AsyncSession, names: Sequence[str], now: datetime) 
                 total_messages=a.pushed,
                 messages_last_hour=a.pushed_hour,
                 messages_last_24h=a.pushed_day,
-                by_type=dict(a.by_type),
-                by_source=dict(a.by_source),
+                by_type={k: n for k, n in a.by_type.items() if n},
+                by_source={k: n for k, n in a.by_source.items() if n},
                 pushed=a.pushed,
                 popped=a.popped,
                 pops_last_hour=a.popped_hour,

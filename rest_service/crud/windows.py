@@ -1,9 +1,11 @@
-"""Time windows over hourly rollups: full hours come from the rollup, the partial first
-hour from the raw table, so "last N hours" is exact and still cheap at any table size."""
+"""Time windows over hourly rollups: whole hours come from the rollup and at most half an
+hour of raw rows corrects the window's first hour, so "last N hours" is exact and its raw
+part is bounded by half an hour of history whatever the table size (see ``split_window``)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 HOUR = timedelta(hours=1)
@@ -16,6 +18,38 @@ def hour_floor(ts: datetime) -> datetime:
 def hour_ceil(ts: datetime) -> datetime:
     floor = hour_floor(ts)
     return floor if floor == ts else floor + HOUR
+
+
+@dataclass(frozen=True)
+class WindowSplit:
+    """A window ``[since, ...)`` as rollup hours plus a signed raw-row correction:
+    count the rollup's hours ``>= rollup_from``, then add (``sign`` +1) or subtract
+    (``sign`` -1) the raw rows with ``raw_from <= created_at < raw_to``."""
+
+    rollup_from: datetime
+    raw_from: datetime
+    raw_to: datetime
+    sign: int
+
+
+def split_window(since: datetime) -> WindowSplit:
+    """The cheaper way to count the window's partial first hour exactly.
+
+    With ``since`` at minute m of hour h, the rows of ``[since, h + 1)`` are either read
+    from the raw table (60 - m minutes of rows) or taken as the rollup's hour h minus
+    the raw rows of ``[h, since)`` (m minutes of rows): the shorter side is read, so a
+    stats query never reads more than half an hour of raw rows. Reading the whole partial
+    hour made the stats cost swing with the minute of the request (at 1M rows a week,
+    2.2-2.4x the small table's cost at minute 55, 1.4-1.7x at minute 25-30). The rollup
+    is maintained in the ingest transaction, so rollup hour h equals h's raw rows.
+    """
+    floor = hour_floor(since)
+    if floor == since:
+        return WindowSplit(since, since, since, 1)
+    ceil = floor + HOUR
+    if since - floor < ceil - since:
+        return WindowSplit(floor, floor, since, -1)
+    return WindowSplit(ceil, since, ceil, 1)
 
 
 #: Durations are bucketed on a log scale with this many buckets per doubling, so a p95

@@ -76,6 +76,11 @@ async def test_bad_input_names_the_field(svc: Running) -> None:
         ({"cron": "* * * * *", "interval_seconds": 60}, None, "exactly one"),
         ({"cron": "* * * * *", "grace_seconds": -1}, "grace_seconds", ""),
         ({"cron": "* * * * *", "failure_tolerance": 2**70}, "failure_tolerance", ""),
+        # JSON Schema says integer: a boolean or a string is refused (lax mode took them)
+        ({"cron": "* * * * *", "grace_seconds": True}, "grace_seconds", "JSON integer"),
+        ({"cron": "* * * * *", "max_runtime_seconds": "60"}, "max_runtime_seconds", "JSON"),
+        ({"interval_seconds": True}, "interval_seconds", "JSON integer"),
+        ({"cron": "* * * * *", "failure_tolerance": False}, "failure_tolerance", "JSON"),
     ]
     for body, field, fragment in cases:
         r = await c.put(f"{MON}/bad", json=body)

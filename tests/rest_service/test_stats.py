@@ -199,6 +199,71 @@ async def test_queue_stats_match_random_data(svc: Running) -> None:
         assert got["by_direction"] == dict(Counter(x["direction"] for x in day))
 
 
+@pytest.mark.parametrize("minute", [0, 7, 29, 31, 53])
+async def test_stats_exact_on_both_sides_of_the_window_split(svc: Running, minute: int) -> None:
+    """A window starting at minute m of an hour reads the shorter side of that hour raw:
+    [since, hour end) added to later rollup hours (m >= 30), or the hour's rollup minus
+    [hour start, since) (m < 30). Both ways give the exact counts, histogram and p95."""
+    from rest_service.crud import queues as queues_crud
+    from rest_service.crud.windows import hour_floor
+
+    real_now, runs = await _load_random_runs(svc, seed=100 + minute)
+    rng = random.Random(minute)
+    queue_rows = []
+    events = []
+    for i in range(300):
+        at = _away_from_edges(rng, real_now, 30)
+        direction = rng.choice(["push", "pop"])
+        mtype = rng.choice(["human", "tool"])
+        source = rng.choice(["telegram", None])
+        queue_rows.append((direction, mtype, source or "unknown", at))
+        events.append(
+            {
+                "event_id": f"split{i}",
+                "queue_name": "to_secretary",
+                "direction": direction,
+                "message_type": mtype,
+                "source": source,
+                ("enqueued_at" if direction == "push" else "dequeued_at"): at.isoformat(),
+            }
+        )
+    r = await svc.client.post(f"{API}/queue-stats/messages/batch", json={"events": events})
+    assert r.status_code == 200 and r.json()["inserted"] == 300, r.text
+    # a window start at the given minute, inside the loaded 30 hours
+    now = hour_floor(real_now) - timedelta(hours=2) + timedelta(minutes=minute, seconds=13)
+
+    for hours in (1, 24):
+        since = now - timedelta(hours=hours)
+        window = [x for x in runs if x["created"] >= since]
+        for limit in (10**6, 0):  # the exact p95 and the histogram path
+            got = await jobs_crud.job_stats(
+                svc.db, hours=hours, stuck_after_minutes=60, exact_percentile_limit=limit, now=now
+            )
+            assert got.total == len(window)
+            by_status = Counter(x["status"] for x in window)
+            for status in ("completed", "failed", "missed", "timed_out", "running", "scheduled"):
+                assert getattr(got, status) == by_status[status], (hours, status)
+            for job_type, ts in got.by_type.items():
+                assert ts.total == sum(x["job_type"] == job_type for x in window)
+            durations = [x["duration"] for x in window if x["duration"] is not None]
+            if durations:
+                assert got.avg_duration_ms == pytest.approx(sum(durations) / len(durations))
+                expected = percentile_cont(durations, 0.95)
+                assert got.p95_duration_ms == pytest.approx(expected, rel=1e-9 if limit else 0.05)
+
+    async with svc.db.session() as session:
+        (stats,) = await queues_crud.stats_for(session, ["to_secretary"], now)
+    day = [x for x in queue_rows if x[3] >= now - timedelta(hours=24)]
+    hour = [x for x in queue_rows if x[3] >= now - timedelta(hours=1)]
+    day_pushes = [x for x in day if x[0] == "push"]
+    assert stats.messages_last_24h == len(day_pushes)
+    assert stats.pops_last_24h == len(day) - len(day_pushes)
+    assert stats.messages_last_hour == sum(x[0] == "push" for x in hour)
+    assert stats.pops_last_hour == sum(x[0] == "pop" for x in hour)
+    assert stats.by_type == dict(Counter(x[1] for x in day_pushes))
+    assert stats.by_source == dict(Counter(x[2] for x in day_pushes))
+
+
 async def test_rollups_equal_raw_rows(svc: Running) -> None:
     """The hourly rollups agree with a plain GROUP BY over the raw rows after re-sends."""
     await _load_random_runs(svc, seed=3)
