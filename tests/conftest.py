@@ -31,7 +31,7 @@ def server_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres(server_root: Path) -> Iterator[servers.Postgres]:
     pg = servers.start_postgres(server_root / "postgres")
     yield pg
-    pg.process.stop()
+    pg.stop()
 
 
 @pytest.fixture(scope="session")

@@ -138,6 +138,15 @@ class Postgres:
     user: str = "otel"
     password: str = "otel-test-password"
     database: str = "otel_assist"
+    #: The cluster's own directory under /tmp when run as root (outside pytest's temp
+    #: root, which pytest never cleans there): stop() removes it, a few hundred MB each.
+    private_dir: Path | None = None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server and remove its private directory, if it has one."""
+        self.process.stop(sig)
+        if self.private_dir is not None:
+            shutil.rmtree(self.private_dir, ignore_errors=True)
 
     @property
     def dsn(self) -> str:
@@ -182,8 +191,9 @@ def start_postgres(workdir: Path) -> Postgres:
     As root, the cluster lives in its own directory under /tmp owned by ``postgres``
     (pytest's temp root is private to root, and postgres refuses to run as root).
     """
+    private_dir = None
     if os.geteuid() == 0:
-        workdir = Path(tempfile.mkdtemp(prefix="otel-assist-pg-"))
+        workdir = private_dir = Path(tempfile.mkdtemp(prefix="otel-assist-pg-"))
     datadir = workdir / "pgdata"
     sockdir = workdir / "pgsock"
     for d in (workdir, sockdir):
@@ -193,7 +203,7 @@ def start_postgres(workdir: Path) -> Postgres:
         entry = pwd.getpwnam(run_as)
         for d in (workdir, sockdir):
             os.chown(d, entry.pw_uid, entry.pw_gid)
-    pg = Postgres(process=None, port=free_port())  # type: ignore[arg-type]
+    pg = Postgres(process=None, port=free_port(), private_dir=private_dir)  # type: ignore[arg-type]
     pwfile = workdir / "pwfile"
     pwfile.write_text(pg.password + "\n")
     if run_as:

@@ -270,6 +270,7 @@ def _exporter(name: str) -> str:
 @contextlib.contextmanager
 def start_stack(workdir: Path) -> Iterator[Stack]:
     started: list[servers.ManagedProcess] = []
+    postgres: servers.Postgres | None = None
     try:
         telegram = start_telegram_stand_in()
         am_config = alertmanager_config(workdir / "alertmanager", telegram.url)
@@ -402,3 +403,5 @@ def start_stack(workdir: Path) -> Iterator[Stack]:
     finally:
         for proc in reversed(started):
             proc.stop()
+        if postgres is not None:
+            postgres.stop()  # stopped above; this removes its private directory

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 def own_postgres(tmp_path: Path) -> Iterator[servers.Postgres]:
     pg = servers.start_postgres(tmp_path / "pg")
     yield pg
-    pg.process.stop(sig=signal.SIGINT)
+    pg.stop(sig=signal.SIGINT)
 
 
 @pytest.fixture
