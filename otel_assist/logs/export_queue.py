@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from opentelemetry.context import Context
@@ -442,6 +442,10 @@ class LogQueue:
                 direct = [None] * len(batch)
         else:
             direct = [None] * len(batch)
+        if direct and None not in direct:  # the usual batch: all written directly, one chunk
+            lines = cast(list[bytes], direct)
+            chunk: Any = EncodedLogRecord(b"".join(lines), self.resource, _SCOPE, len(lines))
+            return [chunk]
         records: list[Any] = []
         run: list[bytes] = []
         for item, data in zip(batch, direct, strict=True):
