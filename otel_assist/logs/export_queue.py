@@ -295,7 +295,7 @@ class LogQueue:
         exporter: LogRecordExporter | None,
         resource: Resource,
         max_size: int = 8192,
-        batch_size: int = 512,
+        batch_size: int = 2048,
         interval_s: float = 1.0,
         limits: RecordLimits | None = None,
         retry_max_backoff_s: float = 5.0,
