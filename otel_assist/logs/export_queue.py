@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from opentelemetry.context import Context
@@ -295,7 +295,7 @@ class LogQueue:
         exporter: LogRecordExporter | None,
         resource: Resource,
         max_size: int = 8192,
-        batch_size: int = 512,
+        batch_size: int = 2048,
         interval_s: float = 1.0,
         limits: RecordLimits | None = None,
         retry_max_backoff_s: float = 5.0,
@@ -442,6 +442,10 @@ class LogQueue:
                 direct = [None] * len(batch)
         else:
             direct = [None] * len(batch)
+        if direct and None not in direct:  # the usual batch: all written directly, one chunk
+            lines = cast(list[bytes], direct)
+            chunk: Any = EncodedLogRecord(b"".join(lines), self.resource, _SCOPE, len(lines))
+            return [chunk]
         records: list[Any] = []
         run: list[bytes] = []
         for item, data in zip(batch, direct, strict=True):
@@ -692,8 +696,11 @@ class OtelBridge:
         ts = event_dict.pop(TIMESTAMP_NS_KEY, None) or time.time_ns()
         if isinstance(logger_name, str) and logger_name.startswith("opentelemetry"):
             return event_dict
-        if self.counts is not None:
-            self.counts.add(event_dict.get("level", "info"))  # a dict increment
+        counts = self.counts
+        if counts is not None:  # LevelCounts.add, inline: a call less per line
+            tally, level = counts.counts, event_dict.get("level", "info")
+            if level in tally:
+                tally[level] += 1
         if self.queue is not None:
             # The dict is not copied: after this processor only the renderer reads it;
             # the export thread builds the OpenTelemetry record from it.

@@ -54,6 +54,8 @@ _TAG_FLAGS = 0x45
 _TAG_TRACE_ID = b"\x4a"
 _TAG_SPAN_ID = b"\x52"
 _TAG_OBSERVED_TIME = 0x59
+_OBSERVED_TAG = bytes((_TAG_OBSERVED_TIME,))
+_RECORD_TAG = _TAG_LOG_RECORD[0]
 _TAG_EVENT_NAME = b"\x62"
 # AnyValue (a oneof: a member set to its default is still written): 1 string_value,
 # 2 bool_value, 3 int_value (int64), 4 double_value, 5 array_value, 6 kvlist_value,
@@ -430,18 +432,18 @@ class OTLPLogEncoder:
         if max_chars < _CACHED_STRING_MAX:  # cached values could pass the caps
             return [None] * len(items)
         shapes = self._shapes
+        get_shape = shapes.get
+        tagged_time = _TAGGED_FIXED64
+        one_byte = _ONE_BYTE
         for item in items:
             if type(item) is not tuple:
                 append(None)  # an SDK record
                 continue
             try:
                 ts, event_dict = item
-                shape_key = tuple(event_dict)
-                shape = shapes.get(shape_key)
+                shape = get_shape(tuple(event_dict))
                 if shape is None:
-                    if len(shapes) >= _SHAPE_LIMIT:
-                        self._reset_shapes()
-                    shape = shapes[shape_key] = self._shape(shape_key, skipped, renamed, max_count)
+                    shape = self._new_shape(event_dict, skipped, renamed, max_count)
                 if shape is _NO_SHAPE:
                     append(None)
                     continue
@@ -460,7 +462,7 @@ class OTLPLogEncoder:
                 for index, prefixes in plan.ints:
                     value = values[index]
                     if 0 <= value < 0x80:
-                        fields[index] = prefixes[1] + _ONE_BYTE[value]
+                        fields[index] = prefixes[1] + one_byte[value]
                     elif 0 <= value < 0x4000:
                         fields[index] = prefixes[2] + bytes(((value & 0x7F) | 0x80, value >> 7))
                     elif _INT64_MIN <= value <= _INT64_MAX:
@@ -480,13 +482,34 @@ class OTLPLogEncoder:
                     if size > max_chars:
                         append(None)
                         continue
-                fields[0:0] = (_TAGGED_FIXED64(_TAG_TIME, ts),)
-                fields.append(_TAGGED_FIXED64(_TAG_OBSERVED_TIME, ts))
-                record = b"".join(fields)  # type: ignore[arg-type]  # no None left
-                append(_TAG_LOG_RECORD + _length(len(record)) + record)
+                # time_unix_nano first, observed_time_unix_nano (the same value) last:
+                # one pack, the observed field is its bytes under the other tag.
+                time_field = tagged_time(_TAG_TIME, ts)
+                fields.append(_OBSERVED_TAG + time_field[1:])
+                record = time_field + b"".join(fields)  # type: ignore[arg-type]  # no None
+                size = len(record)
+                if 0x80 <= size < 0x4000:  # the usual record: a two-byte length
+                    append(bytes((_RECORD_TAG, (size & 0x7F) | 0x80, size >> 7)) + record)
+                else:
+                    append(_TAG_LOG_RECORD + _length(size) + record)
             except Exception:  # the general path decides what becomes of it
                 append(None)
         return out
+
+    def _new_shape(
+        self,
+        event_dict: Mapping[str, Any],
+        skipped: frozenset[str],
+        renamed: Mapping[str, str],
+        max_count: int,
+    ) -> _Shape:
+        """The shape of a key sequence seen for the first time, remembered (all shapes
+        forgotten first when there are too many)."""
+        keys = tuple(event_dict)
+        if len(self._shapes) >= _SHAPE_LIMIT:
+            self._reset_shapes()
+        shape = self._shapes[keys] = self._shape(keys, skipped, renamed, max_count)
+        return shape
 
     def _reset_shapes(self) -> None:
         """Forget every shape and string table (a new configuration, or too many shapes:

@@ -229,3 +229,21 @@ def test_stdlib_callsite_on_every_line_when_enabled() -> None:
         assert line["func_name"] == "test_stdlib_callsite_on_every_line_when_enabled"
     finally:
         capture.close()
+
+
+def test_line_timestamp_is_the_record_time_in_iso_8601_utc() -> None:
+    """The cached-prefix clock writes what ``datetime.isoformat`` would, microseconds
+    zero-padded, across second boundaries and before the epoch's first second."""
+    from datetime import UTC, datetime
+
+    from otel_assist.logs.processors import _IsoClock
+
+    clock = _IsoClock()
+    start = 1_765_000_000_999_999_000  # ns, a microsecond before a second boundary
+    samples = [start + step for step in (0, 1_000, 1_001_000, 7_000_000_000, 59_000)]
+    samples += [0, 5_000, 999_999_999, 1_700_000_000_000_001_000]
+    for ns in samples:
+        micro = datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+            microsecond=ns % 1_000_000_000 // 1000
+        )
+        assert clock.format(ns) == micro.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

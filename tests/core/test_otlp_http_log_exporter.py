@@ -223,3 +223,82 @@ def test_a_kept_alive_connection_closed_while_idle_costs_nothing() -> None:
     assert not exporter.last_failure_retryable
     assert [len(_bodies(b)) for b in endpoint.bodies] == [2, 2, 2, 2]
     assert endpoint.connections == 4
+
+
+class ShapedAnswersEndpoint:
+    """One kept-alive connection answered with each of the HTTP/1.x answer shapes an
+    endpoint or a proxy in front of it may use, in turn: an interim ``100 Continue``
+    before the answer, a chunked body with a trailer, a body delimited by the connection
+    closing (the client must then reconnect), and a plain Content-Length one."""
+
+    ANSWERS = (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nbusy",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    )
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/logs"
+        self.connections = 0
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                data = b""
+                while self.requests < len(self.ANSWERS):
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if b"\r\n\r\n" not in data:
+                        break
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    length = next(
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    )
+                    while len(data) < length:
+                        data += conn.recv(65536)
+                    data = data[length:]
+                    answer = self.ANSWERS[self.requests]
+                    self.requests += 1
+                    conn.sendall(answer)
+                    if b"Content-Length" not in answer and b"chunked" not in answer:
+                        break  # the body ends with the connection
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_every_answer_shape_is_read_to_its_end() -> None:
+    """Each batch gets its own answer (none is read as the previous one's rest), the
+    close-delimited one costs a new connection and nothing else."""
+    endpoint = ShapedAnswersEndpoint()
+    exporter = OTLPHttpLogExporter(endpoint.url, timeout=5)
+    try:
+        results = [exporter.export(_batch(1)) for _ in range(4)]
+    finally:
+        exporter.shutdown()
+        endpoint.close()
+    assert results == [
+        LogRecordExportResult.SUCCESS,
+        LogRecordExportResult.SUCCESS,
+        LogRecordExportResult.FAILURE,
+        LogRecordExportResult.SUCCESS,
+    ]
+    assert endpoint.requests == 4
+    assert endpoint.connections == 2
