@@ -248,6 +248,17 @@ class _Transport:
 
 _UNSAFE = re.compile(r"[\r\n\0]")
 _MAX_HEAD = 65_536
+#: An OTLP answer is an ExportLogsServiceResponse or a Status: bytes to a few KiB. A larger
+#: body (a misconfigured endpoint, a proxy's error page streamed forever) is refused
+#: instead of being held in the service's memory.
+_MAX_BODY = 1 << 20
+
+
+def _too_large(size: int) -> None:
+    if size > _MAX_BODY:
+        raise http.client.HTTPException(f"answer body over {_MAX_BODY} bytes")
+    if size < 0:
+        raise http.client.HTTPException("negative length in the answer")
 
 
 def _read_response(sock: socket.socket) -> tuple[int, bytes, bool]:
@@ -291,10 +302,14 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes, bool]:
     length = fields.get("content-length")
     if length is None:  # the body ends with the connection
         parts = [buffer]
+        received = len(buffer)
         while chunk := sock.recv(65_536):
             parts.append(chunk)
+            received += len(chunk)
+            _too_large(received)
         return status, b"".join(parts), False
     size = int(length)
+    _too_large(size)
     while len(buffer) < size:
         chunk = sock.recv(max(65_536, size - len(buffer)))
         if not chunk:
@@ -310,6 +325,7 @@ def _read_chunked(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes]:
 
     def fill(needed: int) -> None:
         nonlocal buffer
+        _too_large(needed)
         while len(buffer) < needed:
             chunk = sock.recv(65_536)
             if not chunk:
@@ -322,6 +338,7 @@ def _read_chunked(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes]:
             fill(len(buffer) + 1)
             end = buffer.find(b"\r\n")
         size = int(buffer[:end].split(b";", 1)[0], 16)
+        _too_large(size + sum(len(p) for p in parts))
         buffer = buffer[end + 2 :]
         if size == 0:
             while (end := buffer.find(b"\r\n")) != 0:  # trailers, then the empty line

@@ -8,8 +8,10 @@ standard environment variables.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -302,3 +304,42 @@ def test_every_answer_shape_is_read_to_its_end() -> None:
     ]
     assert endpoint.requests == 4
     assert endpoint.connections == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFF\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * (3 << 20),  # close-delimited, endless enough
+    ],
+    ids=["huge-content-length", "negative-length", "huge-chunk", "streamed-body"],
+)
+def test_an_oversized_answer_fails_the_batch_without_holding_it(answer: bytes) -> None:
+    """An endpoint (or a proxy's error page) announcing or streaming more than an OTLP
+    answer can be is a failed export, not megabytes kept in the service or a wait for
+    bytes that never come."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    # A timeout far above the bound below: waiting for the announced bytes would fail the
+    # export too, but only after the timeout.
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/v1/logs"
+    exporter = OTLPHttpLogExporter(url, timeout=60)
+    try:
+        started = time.monotonic()
+        assert exporter.export(_batch(1)) == LogRecordExportResult.FAILURE
+        assert time.monotonic() - started < 20
+    finally:
+        exporter.shutdown()
+        server.close()
