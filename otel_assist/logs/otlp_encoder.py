@@ -637,6 +637,12 @@ class OTLPLogEncoder:
         except Exception:
             return None
         cached = _TAG_ATTRIBUTE + _length(len(pair)) + pair
+        if len(values) >= _TABLE_LIMIT:
+            # An attribute with this many distinct values (a correlation_id, a request id)
+            # does not repeat: remembering its values only holds memory (at 65,536
+            # entries that was 13 MiB of a hello-world service's RSS, bench/rss.py).
+            # Starting its table afresh keeps the values that do repeat coming back.
+            values.clear()
         self._string_entries += 1
         if self._string_entries > _STRING_ENTRIES:
             for table in self._event_strings.values():
@@ -813,7 +819,8 @@ _NO_PLAN = _Plan((), (), (), (), ())
 _PLAN_LIMIT = 16
 _NO_FIELDS: dict[Any, bytes] = {}
 _SHAPE_LIMIT = 256
-_STRING_ENTRIES = 65_536
+_STRING_ENTRIES = 16_384
+_TABLE_LIMIT = 512  # values remembered per attribute (see _string_attribute)
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:

@@ -584,3 +584,30 @@ def test_configure_exports_our_encoding_end_to_end(receiver: OTLPReceiver) -> No
     assert first["resource"]["service.instance.id"] == tel.instance_id
     assert tel.log_queue.exported == 2
     assert tel.log_queue.dropped["export_failed"] == 1
+
+
+def test_unique_attribute_values_are_not_remembered_without_bound() -> None:
+    """A line carrying a value that never repeats (a correlation_id, a timestamp) keeps the
+    encoder's value tables small: each attribute's table starts afresh at its limit, so a
+    long stream costs no memory beyond it (65,536 remembered ids were 13 MiB of a
+    hello-world service's RSS), while the values that repeat are still written the same."""
+    from otel_assist.logs import otlp_encoder
+
+    queue = LogQueue(None, RESOURCES[0])
+    encoder = OTLPLogEncoder()
+    queue._encoder = encoder
+    lines = 20 * otlp_encoder._TABLE_LIMIT
+    for start in range(0, lines, 1000):
+        batch = [
+            (i + 1, {"event": "received", "level": "info", "correlation_id": f"{i:032x}"})
+            for i in range(start, min(lines, start + 1000))
+        ]
+        converted = queue._convert(batch)
+        assert record_count(converted) == len(batch)
+    tables = encoder._event_strings.values()
+    assert sum(len(table) for table in tables) <= 2 * otlp_encoder._TABLE_LIMIT
+    # And the records stay what the general path writes.
+    last = (7, {"event": "received", "level": "info", "correlation_id": "f" * 32})
+    general = ReadableLogRecord(to_log_record(*last, RecordLimits()), RESOURCES[0], _SCOPE)
+    direct = OTLPLogEncoder().encode(queue._convert([last])).data
+    assert direct == OTLPLogEncoder().encode([general]).data
