@@ -41,9 +41,6 @@ class Assistant:
     def __init__(self, world: World) -> None:
         self.world = world
         self.reply = QueueProducer(world.redis, TO_TELEGRAM, source="assistant")
-        # (user_id, fact) pairs already stored: a user who says "I play the cello" twice
-        # has one fact on the memory page, not two (which looked like a bug).
-        self._known_facts: set[tuple[int, str]] = set()
 
     def consumers(self, workers: int) -> list[QueueConsumer]:
         """``workers`` consumers of to_secretary (only the first samples queue gauges)."""
@@ -137,23 +134,10 @@ class Assistant:
         return facts
 
     async def remember(self, user_id: int, fact: str) -> None:
-        key = (user_id, fact.casefold())
-        if key in self._known_facts:
-            return
-        self._known_facts.add(key)  # before any await: concurrent consumers save it once
         try:
-            # Stored by an earlier run (the SQLite file persists)? The search is literal.
-            found = await self.world.api.get(
-                f"/memories/user/{user_id}", params={"q": fact[:50], "limit": 20}
-            )
-            found.raise_for_status()
-            if any(str(r.get("content", "")).casefold() == key[1] for r in found.json()):
-                return
-            resp = await self.world.api.post(
-                "/memories", json={"user_id": user_id, "content": fact, "source": "assistant"}
-            )
-            resp.raise_for_status()
+            stored = await self.world.remember(user_id, fact, "assistant")
         except httpx.HTTPError as exc:
             log.warning("memory save failed", event_type="warning", error=repr(exc))
             return
-        log.info("memory saved", event_type="memory_save", user_id=user_id)
+        if stored:
+            log.info("memory saved", event_type="memory_save", user_id=user_id)

@@ -77,11 +77,10 @@ class Jobs:
         if w.rng.random() < 0.3:
             _parse_extraction('{"facts": [ "unterminated')
         _said, fact = w.rng.choice(FACTS)
-        resp = await w.api.post(
-            "/memories",
-            json={"user_id": user.user_id, "content": fact, "source": "memory_extraction"},
-        )
-        resp.raise_for_status()
+        # Through the same check as the assistant's: a fact the user also told the
+        # assistant (or this job found before) is stored once.
+        if not await w.remember(user.user_id, fact, "memory_extraction"):
+            return "fact already known"
         log.info("memory extracted", event_type="memory_save", user_id=user.user_id)
         return "1 fact saved"
 

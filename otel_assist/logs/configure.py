@@ -108,7 +108,11 @@ class _LineLoggerFactory:
         self.sink = sink
 
     def __call__(self, *args: Any) -> _LineLogger:
-        return _LineLogger(cast(BinaryIO, self.sink), name=args[0] if args else None)
+        logger = _LineLogger(cast(BinaryIO, self.sink))
+        # The name structlog 26's factory gives its loggers; 25.x's BytesLogger takes no
+        # ``name`` argument (the lowest structlog allowed, tests/test_dependency_ranges.py).
+        logger.name = args[0] if args else None
+        return logger
 
 
 class _SafeText:
