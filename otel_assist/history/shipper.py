@@ -1,8 +1,9 @@
 """The history shipper: job and queue events to rest_service, in batches, losing nothing.
 
 Callers (queue producers/consumers on the event loop, job wrappers on executor threads)
-only ``submit()`` a dict: one bounded ``deque.append``, no I/O, no lock, never an
-exception. Everything else happens on one daemon thread per process:
+only ``submit()`` a dict or a deferred event (a tuple the shipper thread turns into the
+dict, see :mod:`otel_assist.history.payload`): one bounded ``deque.append``, no I/O, no
+lock, never an exception. Everything else happens on one daemon thread per process:
 
 * batching by size (``batch_size``, the thread is woken when a buffer reaches it) and by
   time (``flush_interval``);
@@ -49,7 +50,7 @@ import orjson
 
 from otel_assist.history import wire
 from otel_assist.history.dead_letter import DeadLetter
-from otel_assist.history.payload import PAYLOAD_RAW_KEY, PayloadCapture
+from otel_assist.history.payload import PAYLOAD_RAW_KEY, Deferred, PayloadCapture
 from otel_assist.history.spool import Spool
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
@@ -113,6 +114,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_note_fork)
 
 
+#: What a buffer holds: an event dict, a deferred event, or (put back after a failed
+#: send) an already serialised line.
+_Pending = dict[str, Any] | Deferred | bytes
+
+
 class HistoryShipper:
     """Background sender of history events. See the module docstring."""
 
@@ -127,7 +133,7 @@ class HistoryShipper:
         sender thread off, so events only accumulate (benchmarks measuring the enqueue)."""
         self.settings = settings or HistorySettings.from_env()
         self.enabled = self.settings.enabled
-        self._buffers: dict[str, deque[dict[str, Any] | bytes]] = {k: deque() for k in KINDS}
+        self._buffers: dict[str, deque[_Pending]] = {k: deque() for k in KINDS}
         self._max = self.settings.buffer_size
         self._batch = self.settings.batch_size
         self._wake = threading.Event()
@@ -165,8 +171,9 @@ class HistoryShipper:
 
     # ---------------------------------------------------------------- caller side
 
-    def submit(self, kind: Kind, event: dict[str, Any]) -> None:
-        """Queue one event. Constant time, no I/O, never raises."""
+    def submit(self, kind: Kind, event: dict[str, Any] | Deferred) -> None:
+        """Queue one event (a dict, or a deferred event built on the shipper thread).
+        Constant time, no I/O, never raises."""
         if not self.enabled:
             return
         try:
@@ -347,7 +354,7 @@ class HistoryShipper:
     def _send_memory(self, client: httpx.Client, kind: Kind, final: bool) -> None:
         buf = self._buffers[kind]
         while buf:
-            batch: list[dict[str, Any] | bytes] = []
+            batch: list[_Pending] = []
             while buf and len(batch) < self._batch:
                 batch.append(buf.popleft())
             self._in_flight = len(batch)
@@ -365,7 +372,7 @@ class HistoryShipper:
             finally:
                 self._in_flight = 0
 
-    def _wire_all(self, kind: Kind, batch: list[dict[str, Any] | bytes]) -> list[bytes]:
+    def _wire_all(self, kind: Kind, batch: list[_Pending]) -> list[bytes]:
         """Serialise a batch, giving the GIL away every few events: a host event loop
         waiting for it would otherwise stall for up to the interpreter's switch interval
         (5 ms) while this thread works through a batch. Events that cannot be delivered
@@ -380,12 +387,24 @@ class HistoryShipper:
                 lines.append(line)
         return lines
 
-    def _wire(self, kind: Kind, event: dict[str, Any] | bytes, now: float) -> bytes | None:
+    def _wire(self, kind: Kind, event: _Pending, now: float) -> bytes | None:
         """One event as checked, JSON-encoded bytes; None when it was set aside."""
         if isinstance(event, bytes):
             return event
+        if type(event) is tuple:  # deferred: built here, off the caller's path
+            deferred: tuple[Any, ...] = event
+            try:
+                event = deferred[0](*deferred[1:])
+            except Exception as exc:
+                # Only a summary is set aside: the arguments may hold a raw payload, which
+                # is masked only on the way to a dict.
+                build = deferred[0] if deferred else None
+                name = getattr(build, "__name__", type(build).__name__) if deferred else "?"
+                summary = {"deferred": str(name)[:64], "arguments": max(0, len(deferred) - 1)}
+                self._set_aside(kind, "event", f"unbuildable event: {type(exc).__name__}", summary)
+                return None
         try:
-            return self._wire_event(kind, event, now)
+            return self._wire_event(kind, event, now)  # type: ignore[arg-type]
         except Exception as exc:  # whatever it is, it costs this event only
             self._set_aside(kind, "event", f"unreadable event: {type(exc).__name__}", event)
             return None

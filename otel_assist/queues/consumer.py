@@ -232,19 +232,21 @@ class QueueConsumer:
             # An envelope's payload is stored once, on its push row; a message from an
             # uninstrumented producer has no push row, so its pop row keeps the payload.
             raw = msg.raw if msg.invalid_reason != "too_large" else msg.raw[:65536]
+        # Deferred: the shipper thread builds the event (queue_pop_event's order).
         self.shipper.submit(
             "queue",
-            queue_pop_event(
-                event_id=(msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
-                message_id=msg.id,
-                queue_name=self.queue_name,
-                message_type=msg.type,
-                source=msg.source,
-                user_id=msg.user_id,
-                correlation_id=msg.correlation_id,
-                enqueued_at=msg.enqueued_at,
-                dequeued_at=msg.dequeued_at,
-                raw=raw,
+            (
+                queue_pop_event,
+                (msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
+                msg.id,
+                self.queue_name,
+                msg.type,
+                msg.source,
+                msg.user_id,
+                msg.correlation_id,
+                msg.enqueued_at,
+                msg.dequeued_at,
+                raw,
             ),
         )
 

@@ -11,9 +11,10 @@ The oldest message is therefore at index -1. Three lines instrument a service::
 current baggage (the header string is cached per context object, contexts being
 immutable), LPUSHes it, counts ``queue_messages_total{direction=push}`` (per-message
 measurements go through :mod:`otel_assist.metrics.preaggregation`, plain Python) and hands a
-history event to the shipper (a deque append). A Redis error propagates to the caller
-unchanged and is counted in ``queue_errors_total``. The producer only calls ``lpush`` on
-the client it is given, so it imports nothing from redis-py itself.
+history event to the shipper (a tuple appended to a deque; the shipper thread builds the
+event from it). A Redis error propagates to the caller unchanged and is counted in
+``queue_errors_total``. The producer only calls ``lpush`` on the client it is given, so it
+imports nothing from redis-py itself.
 """
 
 from __future__ import annotations
@@ -131,17 +132,19 @@ class QueueProducer:
                 size_bytes=len(data),
             )
         if self.shipper is not None:
+            # Deferred: the shipper thread builds the event (queue_push_event's order).
             self.shipper.submit(
                 "queue",
-                queue_push_event(
-                    message_id=env.id,
-                    queue_name=self.queue_name,
-                    message_type=env.type,
-                    source=env.source,
-                    user_id=env.user_id,
-                    correlation_id=cid,
-                    enqueued_at=env.enqueued_at,
-                    raw=data,
+                (
+                    queue_push_event,
+                    env.id,
+                    self.queue_name,
+                    env.type,
+                    env.source,
+                    env.user_id,
+                    cid,
+                    env.enqueued_at,
+                    data,
                 ),
             )
 

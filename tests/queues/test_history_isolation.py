@@ -22,6 +22,7 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from otel_assist.history.payload import queue_pop_event, queue_push_event
 from otel_assist.history.shipper import HistoryShipper, Spool
 from tests.queues.conftest import MetricView, RestService
 from tests.queues.test_history import settings_for
@@ -236,3 +237,57 @@ def test_every_good_event_is_stored_exactly_once(
     assert len(stored) + dead_count == len(events), (len(stored), dead_count, len(events))
     assert shipper.stats.get(("queue", "dead_letter"), 0) == dead_count
     assert shipper.stats.get(("queue", "dropped"), 0) == 0
+
+
+def _explode(*_args: Any) -> dict[str, Any]:
+    raise RuntimeError("a builder that fails")
+
+
+def test_deferred_events_are_built_on_the_shipper_thread_like_their_dicts(
+    rest_service: RestService, tmp_path: Path
+) -> None:
+    """The queue ends submit ``(builder, *args)`` tuples; the shipper thread builds them.
+    Each is stored exactly like the dict its builder returns (payload masked the same way),
+    and a tuple that cannot be built costs itself only: set aside as a summary (never its
+    raw payload), counted ``dead_letter``."""
+    dead = tmp_path / "dead.jsonl"
+    shipper = HistoryShipper(settings_for(rest_service, dead_letter_file=str(dead)))
+    q = "deferred_" + uuid.uuid4().hex[:8]
+    raw = b'{"v": 1, "payload": {"text": "hi", "password": "hunter2-secret"}}'
+    as_dicts: list[dict[str, Any]] = []
+    as_tuples: list[tuple[Any, ...]] = []
+    for i in range(40):
+        push = (f"{q}-d{i}", q, "human", "bench", 7, "c" * 32, 1.7e9 + i, raw)
+        pop = (f"{q}-d{i}:pop", f"{q}-d{i}", q, "human", "bench", 7, "c" * 32, 1.7e9 + i,
+               1.7e9 + i + 0.5, None)  # fmt: skip
+        as_dicts += [queue_push_event(*push), queue_pop_event(*pop)]
+        as_tuples += [
+            (queue_push_event, f"{q}-t{i}", *push[1:]),
+            (queue_pop_event, f"{q}-t{i}:pop", f"{q}-t{i}", *pop[2:]),
+        ]
+    broken: list[Any] = [(_explode, raw), (), (queue_push_event, "too few", raw)]
+    for as_dict, as_tuple in zip(as_dicts, as_tuples, strict=True):
+        shipper.submit("queue", as_dict)
+        shipper.submit("queue", as_tuple)
+        if broken:
+            shipper.submit("queue", broken.pop())
+    assert shipper.flush(20)
+    shipper.shutdown()
+
+    def rows(marker: str) -> list[str]:
+        return rest_service.sql(
+            f"select replace(event_id, '-{marker}', '-'), direction, message_type, source,"
+            " user_id, correlation_id, enqueued_at, dequeued_at, payload::text"
+            f" from queue_message_logs where event_id like '{q}-{marker}%' order by 1, 2"
+        ).splitlines()
+
+    from_dicts, from_tuples = rows("d"), rows("t")
+    assert len(from_dicts) == 80
+    assert from_tuples == from_dicts
+    assert "hunter2-secret" not in "\n".join(from_tuples)
+    lines = dead_lines(dead)
+    assert len(lines) == 3
+    assert shipper.stats[("queue", "dead_letter")] == 3
+    assert shipper.stats[("queue", "sent")] == 160
+    assert "hunter2" not in dead.read_text()
+    assert {line["event"]["deferred"] for line in lines} == {"_explode", "?", "queue_push_event"}
