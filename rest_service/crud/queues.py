@@ -124,13 +124,13 @@ def _utc(ts: datetime | None) -> datetime | None:
 
 
 def _as_utc(ts: datetime) -> datetime:
-    """Naive means UTC; a non-zero offset is converted (OverflowError beyond year 9999).
-    A zero offset is kept as it is: the same instant, without a new object per value."""
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    if ts.utcoffset():
-        return ts.astimezone(UTC)
-    return ts
+    """Naive means UTC; an aware time is converted (OverflowError beyond year 9999), a zero
+    offset too: pydantic-core dates a parsed time with its own ``TzInfo``, and asyncpg's
+    timestamptz encoder calls that tzinfo's ``utcoffset`` three times per value and makes a
+    UTC copy, where a ``datetime.UTC`` time costs it nothing of the kind. Converting once
+    here (``created_at`` is the same object as one of the others) cost 0.1 ms per 1,000
+    events and saved 0.65 ms of the COPY's encoding (bench/ingest_throughput)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def encode_payload(payload: Any, max_bytes: int) -> tuple[str | None, bool]:
@@ -179,16 +179,17 @@ def event_rows(
     rows: list[tuple[Any, ...]] = []
     late: LateTimes = []
     direction_text = _DIRECTION_TEXT
+    utc = UTC
     ids = new_ids(len(events))
     for index, ev in enumerate(events):
         enq, deq, at = ev.enqueued_at, ev.dequeued_at, ev.at
-        try:
+        try:  # ``_as_utc``, inlined: two or three times per event
             if enq is not None:
-                enq = _as_utc(enq)
+                enq = enq.astimezone(utc) if enq.tzinfo is not None else enq.replace(tzinfo=utc)
             if deq is not None:
-                deq = _as_utc(deq)
+                deq = deq.astimezone(utc) if deq.tzinfo is not None else deq.replace(tzinfo=utc)
             if at is not None:
-                at = _as_utc(at)
+                at = at.astimezone(utc) if at.tzinfo is not None else at.replace(tzinfo=utc)
         except OverflowError:
             late.extend(_late_fields(index, ev, latest))
             continue
@@ -377,8 +378,8 @@ def rollup_counts(rows: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...]:
     queue, direction, type, source ('' for none), count; in key order (a fixed lock order
     across concurrent batches; one entry per key, as ON CONFLICT DO UPDATE requires).
     Counted over the transposed columns with C iterators (``zip``, ``map``, ``Counter``):
-    no Python code runs per row, only per distinct key. ``created_at`` must be in UTC (or
-    carry a zero offset), as ``event_rows`` makes it."""
+    no Python code runs per row, only per distinct key. ``created_at`` must be in UTC, as
+    ``event_rows`` makes it."""
     columns = list(zip(*rows, strict=True))
     ts, q, d, t, src = (columns[i] for i in _ROLLUP_IDX)
     raw = Counter(zip(map(_HOUR_FIELDS, ts), q, d, t, src, strict=True))
