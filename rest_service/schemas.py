@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     model_validator,
 )
@@ -220,6 +221,40 @@ class QueueEventBatch(_In):
     """A batch of queue events (at most MAX_BATCH_EVENTS; more is a 413)."""
 
     events: list[QueueEvent]
+
+
+# The batch endpoint's fast path (``api/body.py``, ``parse_json_body(..., fast=...)``): the
+# same models without the two per-value checks that are not free in pydantic-core, used
+# only where they cannot fail. The NUL pattern on five strings per event is skipped, and
+# the body is read this way only when it holds no NUL at all (no raw 0x00 and no ``\u0000``
+# escape: JSON has no other way to write one). user_id is a strict JSON integer: no
+# Python call per value (``json_integer``); anything else it refuses (42.0, which the
+# full model accepts as 42, a boolean, a string) sends the body through the full models,
+# which decide and word the 422. So the fast models accept a subset of what the full ones
+# accept, with the same values. In-process, 1,000 events: 2.8 -> 2.2 ms.
+_AnyId = Annotated[str, StringConstraints(min_length=1, max_length=wire.ID_MAX)]
+_AnyName = Annotated[str, StringConstraints(min_length=1, max_length=wire.NAME_MAX)]
+_AnyShortText = Annotated[str, StringConstraints(max_length=wire.SHORT_TEXT_MAX)]
+_AnyMessageType = Annotated[str, StringConstraints(min_length=1, max_length=wire.SHORT_TEXT_MAX)]
+_StrictInt64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+class QueueEventNulFree(QueueEvent):
+    """``QueueEvent`` for a body without NUL, user_id a strict JSON integer."""
+
+    event_id: _AnyId | None = None
+    message_id: _AnyId | None = None
+    queue_name: _AnyName
+    message_type: _AnyMessageType = "unknown"
+    source: _AnyShortText | None = None
+    user_id: _StrictInt64 | None = None
+
+
+class QueueEventBatchNulFree(QueueEventBatch):
+    """``QueueEventBatch`` for a body without NUL (see ``QueueEventNulFree``)."""
+
+    # a list of the subclass: list is invariant, but the route only reads the events
+    events: list[QueueEventNulFree]  # type: ignore[assignment]
 
 
 class QueueEventBatchResult(BaseModel):

@@ -28,13 +28,35 @@ _UNREADABLE = object()
 _DOCUMENTED: dict[str, type[BaseModel]] = {}
 
 
-async def parse_json_body(request: Request, model: type[M]) -> M:
+#: A JSON text holds a NUL character only as a raw 0x00 byte (invalid JSON) or as the
+#: escape ``\u0000``, which needs a backslash: two ``memchr`` scans (microseconds for a
+#: 500 kB body) clear the common body, a substring search (~0.25 ms) one with escapes.
+_NUL = b"\x00"
+_BACKSLASH = b"\\"
+_NUL_ESCAPE = b"\\u0000"
+
+
+def nul_free(raw: bytes) -> bool:
+    """Whether no string in the JSON text ``raw`` can contain NUL."""
+    return _NUL not in raw and (_BACKSLASH not in raw or _NUL_ESCAPE not in raw)
+
+
+async def parse_json_body(request: Request, model: type[M], fast: type[M] | None = None) -> M:
+    """The body as ``model``, or a 422 in FastAPI's shape. ``fast``: a model that accepts a
+    subset of what ``model`` accepts, with the same values, provided no string holds NUL
+    (``schemas.QueueEventBatchNulFree``); tried first when the body has no NUL, and when it
+    refuses the body, ``model`` decides."""
     content_type = request.headers.get("content-type", "application/json").lower()
     if "json" not in content_type:
         raise RequestValidationError(
             [{"type": "content_type", "loc": ("body",), "msg": "expected application/json"}]
         )
     raw = await request.body()
+    if fast is not None and nul_free(raw):
+        try:
+            return fast.model_validate_json(raw)
+        except ValidationError:
+            pass  # the full model words the 422 (or accepts what only it accepts)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -26,6 +26,7 @@ from rest_service.schemas import (
     QueueCurrent,
     QueueEvent,
     QueueEventBatch,
+    QueueEventBatchNulFree,
     QueueEventBatchResult,
     QueueMessagePublic,
     QueueStats,
@@ -177,7 +178,7 @@ async def log_queue_messages_batch(
     """Log many pushes/pops. Events already stored (same event_id, or message_id:direction
     when there is no event_id) are skipped, so a re-sent batch adds no rows. Payloads above
     MAX_PAYLOAD_BYTES are stored truncated with a marker and payload_truncated=true."""
-    batch = await parse_json_body(request, QueueEventBatch)
+    batch = await parse_json_body(request, QueueEventBatch, fast=QueueEventBatchNulFree)
     check_batch(settings, len(batch.events))
     rows = _rows_or_422(batch.events, settings, lambda i: ("body", "events", i))
     return await crud.store_rows(db, rows, len(batch.events))
