@@ -49,7 +49,13 @@ from rest_service.core.db import Database, utcnow
 from rest_service.crud.text import truncate_text
 from rest_service.crud.windows import hour_floor, split_window
 from rest_service.models import QueueDirection, QueueMessageHourly, QueueMessageLog
-from rest_service.schemas import QueueEvent, QueueEventBatchResult, QueueStats
+from rest_service.schemas import (
+    QueueEvent,
+    QueueEventBatchResult,
+    QueueEventFields,
+    QueueStats,
+    event_fields,
+)
 
 Q = QueueMessageLog.__table__  # type: ignore[attr-defined]
 R = QueueMessageHourly.__table__  # type: ignore[attr-defined]
@@ -148,7 +154,7 @@ def encode_payload(payload: Any, max_bytes: int) -> tuple[str | None, bool]:
 
 def event_to_row(ev: QueueEvent, max_payload: int, now: datetime) -> tuple[Any, ...]:
     """One event as a row tuple in ``COLUMNS`` order (times in UTC)."""
-    rows, late = event_rows([ev], max_payload, now)
+    rows, late = event_rows([event_fields(ev)], max_payload, now)
     if late:
         raise ValueError(wire.time_bounds_message())
     return rows[0]
@@ -162,7 +168,7 @@ _DIRECTION_TEXT = {d: d.value for d in QueueDirection}
 
 
 def event_rows(
-    events: Sequence[QueueEvent],
+    events: Sequence[QueueEventFields],
     max_payload: int,
     now: datetime,
     latest: datetime | None = None,
@@ -182,7 +188,7 @@ def event_rows(
     utc = UTC
     ids = new_ids(len(events))
     for index, ev in enumerate(events):
-        enq, deq, at = ev.enqueued_at, ev.dequeued_at, ev.at
+        enq, deq, at = ev["enqueued_at"], ev["dequeued_at"], ev["at"]
         try:  # ``_as_utc``, inlined: two or three times per event
             if enq is not None:
                 enq = enq.astimezone(utc) if enq.tzinfo is not None else enq.replace(tzinfo=utc)
@@ -200,27 +206,27 @@ def event_rows(
         ):
             late.extend(_late_fields(index, ev, latest))
             continue
-        direction = ev.direction
-        key = ev.event_id or f"{ev.message_id}:{direction_text[direction]}"
+        direction = ev["direction"]
+        key = ev["event_id"] or f"{ev['message_id']}:{direction_text[direction]}"
         if key in seen:
             continue
         seen.add(key)
         # a push happened when it was enqueued, a pop when it was dequeued
         created = (enq or at or deq or now) if direction is _PUSH else (deq or at or enq or now)
         payload, truncated = (
-            (None, False) if ev.payload is None else encode_payload(ev.payload, max_payload)
+            (None, False) if ev["payload"] is None else encode_payload(ev["payload"], max_payload)
         )
         rows.append(
             (
                 ids[index],
                 key,
-                ev.message_id,
-                ev.queue_name,
+                ev["message_id"],
+                ev["queue_name"],
                 direction_text[direction],
-                ev.message_type,
-                ev.source,
-                ev.user_id,
-                ev.correlation_id,
+                ev["message_type"],
+                ev["source"],
+                ev["user_id"],
+                ev["correlation_id"],
                 payload,
                 truncated,
                 enq,
@@ -231,11 +237,11 @@ def event_rows(
     return rows, late
 
 
-def _late_fields(index: int, ev: QueueEvent, latest: datetime | None) -> LateTimes:
+def _late_fields(index: int, ev: QueueEventFields, latest: datetime | None) -> LateTimes:
     """Which of one event's times are out of range (the slow path of ``event_rows``)."""
     out: LateTimes = []
     for name in ("enqueued_at", "dequeued_at", "at"):
-        value = getattr(ev, name)
+        value = ev[name]
         if value is None:
             continue
         try:
@@ -255,7 +261,7 @@ async def ingest_events(
 
     No upper time bound here (the routes apply MAX_CLOCK_SKEW_SECONDS through
     ``event_rows``); a time beyond datetime's range in UTC is a ValueError."""
-    rows, late = event_rows(events, max_payload, utcnow())
+    rows, late = event_rows([event_fields(e) for e in events], max_payload, utcnow())
     if late:
         raise ValueError(wire.time_bounds_message())
     return await store_rows(db, rows, len(events))
