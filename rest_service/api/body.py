@@ -6,6 +6,10 @@ pydantic-core's ``model_validate_json`` does both in one pass, roughly 2.5x fast
 request and validate here, and ``document()`` puts the same request-body schema into
 OpenAPI so clients and schemathesis see no difference. Errors keep FastAPI's 422 shape,
 with ``loc`` starting at ``body``.
+
+The queue batch endpoint reads a body without NUL with a cheaper validator first
+(``validate_nul_free``, ``schemas.QueueEventFields``), and only what that one refuses with
+its full model; both give the same values, and the 422 is always the full model's.
 """
 
 from __future__ import annotations
@@ -17,24 +21,61 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from otel_assist.history import wire
 from rest_service.schemas import ValidationErrorBody
 
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F")
 _UNREADABLE = object()
 
 _DOCUMENTED: dict[str, type[BaseModel]] = {}
 
 
-async def parse_json_body(request: Request, model: type[M]) -> M:
+#: A JSON text holds a NUL character only as a raw 0x00 byte (invalid JSON) or as the
+#: escape ``\u0000``, which needs a backslash: two ``memchr`` scans (microseconds for a
+#: 500 kB body) clear the common body, a substring search (~0.25 ms) one with escapes.
+_NUL = b"\x00"
+_BACKSLASH = b"\\"
+_NUL_ESCAPE = b"\\u0000"
+
+
+def nul_free(raw: bytes) -> bool:
+    """Whether no string in the JSON text ``raw`` can contain NUL."""
+    return _NUL not in raw and (_BACKSLASH not in raw or _NUL_ESCAPE not in raw)
+
+
+def validate_nul_free(raw: bytes, adapter: TypeAdapter[F]) -> F | None:
+    """``adapter``'s reading of the JSON body ``raw`` if no string in it can hold NUL and
+    ``adapter`` accepts it; else None, and the route's full model decides. ``adapter`` must
+    accept a subset of what that model accepts, with the same values, given no NUL
+    (``schemas.QUEUE_EVENT_BATCH_NUL_FREE``)."""
+    if not nul_free(raw):
+        return None
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError:
+        return None  # the full model words the 422 (or accepts what only it accepts)
+
+
+async def read_json_body(request: Request) -> bytes:
+    """The raw body; a 422 unless it is declared JSON (or not declared)."""
     content_type = request.headers.get("content-type", "application/json").lower()
     if "json" not in content_type:
         raise RequestValidationError(
             [{"type": "content_type", "loc": ("body",), "msg": "expected application/json"}]
         )
-    raw = await request.body()
+    return await request.body()
+
+
+async def parse_json_body(request: Request, model: type[M]) -> M:
+    """The body as ``model``, or a 422 in FastAPI's shape."""
+    return validate_json_body(await read_json_body(request), model)
+
+
+def validate_json_body(raw: bytes, model: type[M]) -> M:
+    """``raw`` as ``model``, or a 422 in FastAPI's shape (``loc`` starting at ``body``)."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

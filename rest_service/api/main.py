@@ -15,8 +15,10 @@ from rest_service.api.routes import jobs, memory, monitors, queues
 API_PREFIX = "/api/v1"
 
 
-def reject_repeated_query_params(request: Request) -> None:
-    """Every query parameter is a scalar: ``?status=a&status=b`` is a 422, not "last wins"."""
+async def reject_repeated_query_params(request: Request) -> None:
+    """Every query parameter is a scalar: ``?status=a&status=b`` is a 422, not "last wins".
+    ``async``, like every dependency of the API (see ``api/deps.py``): a plain function
+    would run in the thread pool, a hand-off per request."""
     counts = Counter(key for key, _ in request.query_params.multi_items())
     repeated = sorted(key for key, n in counts.items() if n > 1)
     if repeated:
@@ -45,7 +47,7 @@ def _declared_query_names(route: APIRoute) -> frozenset[str]:
     return names
 
 
-def reject_unknown_query_params(request: Request) -> None:
+async def reject_unknown_query_params(request: Request) -> None:
     """A misspelt filter (``?job_typ=x``) is a 422 naming it, not a silently unfiltered
     list."""
     route = request.scope.get("route")

@@ -49,7 +49,13 @@ from rest_service.core.db import Database, utcnow
 from rest_service.crud.text import truncate_text
 from rest_service.crud.windows import hour_floor, split_window
 from rest_service.models import QueueDirection, QueueMessageHourly, QueueMessageLog
-from rest_service.schemas import QueueEvent, QueueEventBatchResult, QueueStats
+from rest_service.schemas import (
+    QueueEvent,
+    QueueEventBatchResult,
+    QueueEventFields,
+    QueueStats,
+    event_fields,
+)
 
 Q = QueueMessageLog.__table__  # type: ignore[attr-defined]
 R = QueueMessageHourly.__table__  # type: ignore[attr-defined]
@@ -124,13 +130,13 @@ def _utc(ts: datetime | None) -> datetime | None:
 
 
 def _as_utc(ts: datetime) -> datetime:
-    """Naive means UTC; a non-zero offset is converted (OverflowError beyond year 9999).
-    A zero offset is kept as it is: the same instant, without a new object per value."""
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    if ts.utcoffset():
-        return ts.astimezone(UTC)
-    return ts
+    """Naive means UTC; an aware time is converted (OverflowError beyond year 9999), a zero
+    offset too: pydantic-core dates a parsed time with its own ``TzInfo``, and asyncpg's
+    timestamptz encoder calls that tzinfo's ``utcoffset`` three times per value and makes a
+    UTC copy, where a ``datetime.UTC`` time costs it nothing of the kind. Converting once
+    here (``created_at`` is the same object as one of the others) cost 0.1 ms per 1,000
+    events and saved 0.65 ms of the COPY's encoding (bench/ingest_throughput)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def encode_payload(payload: Any, max_bytes: int) -> tuple[str | None, bool]:
@@ -148,7 +154,7 @@ def encode_payload(payload: Any, max_bytes: int) -> tuple[str | None, bool]:
 
 def event_to_row(ev: QueueEvent, max_payload: int, now: datetime) -> tuple[Any, ...]:
     """One event as a row tuple in ``COLUMNS`` order (times in UTC)."""
-    rows, late = event_rows([ev], max_payload, now)
+    rows, late = event_rows([event_fields(ev)], max_payload, now)
     if late:
         raise ValueError(wire.time_bounds_message())
     return rows[0]
@@ -162,7 +168,7 @@ _DIRECTION_TEXT = {d: d.value for d in QueueDirection}
 
 
 def event_rows(
-    events: Sequence[QueueEvent],
+    events: Sequence[QueueEventFields],
     max_payload: int,
     now: datetime,
     latest: datetime | None = None,
@@ -179,16 +185,17 @@ def event_rows(
     rows: list[tuple[Any, ...]] = []
     late: LateTimes = []
     direction_text = _DIRECTION_TEXT
+    utc = UTC
     ids = new_ids(len(events))
     for index, ev in enumerate(events):
-        enq, deq, at = ev.enqueued_at, ev.dequeued_at, ev.at
-        try:
+        enq, deq, at = ev["enqueued_at"], ev["dequeued_at"], ev["at"]
+        try:  # ``_as_utc``, inlined: two or three times per event
             if enq is not None:
-                enq = _as_utc(enq)
+                enq = enq.astimezone(utc) if enq.tzinfo is not None else enq.replace(tzinfo=utc)
             if deq is not None:
-                deq = _as_utc(deq)
+                deq = deq.astimezone(utc) if deq.tzinfo is not None else deq.replace(tzinfo=utc)
             if at is not None:
-                at = _as_utc(at)
+                at = at.astimezone(utc) if at.tzinfo is not None else at.replace(tzinfo=utc)
         except OverflowError:
             late.extend(_late_fields(index, ev, latest))
             continue
@@ -199,27 +206,27 @@ def event_rows(
         ):
             late.extend(_late_fields(index, ev, latest))
             continue
-        direction = ev.direction
-        key = ev.event_id or f"{ev.message_id}:{direction_text[direction]}"
+        direction = ev["direction"]
+        key = ev["event_id"] or f"{ev['message_id']}:{direction_text[direction]}"
         if key in seen:
             continue
         seen.add(key)
         # a push happened when it was enqueued, a pop when it was dequeued
         created = (enq or at or deq or now) if direction is _PUSH else (deq or at or enq or now)
         payload, truncated = (
-            (None, False) if ev.payload is None else encode_payload(ev.payload, max_payload)
+            (None, False) if ev["payload"] is None else encode_payload(ev["payload"], max_payload)
         )
         rows.append(
             (
                 ids[index],
                 key,
-                ev.message_id,
-                ev.queue_name,
+                ev["message_id"],
+                ev["queue_name"],
                 direction_text[direction],
-                ev.message_type,
-                ev.source,
-                ev.user_id,
-                ev.correlation_id,
+                ev["message_type"],
+                ev["source"],
+                ev["user_id"],
+                ev["correlation_id"],
                 payload,
                 truncated,
                 enq,
@@ -230,11 +237,11 @@ def event_rows(
     return rows, late
 
 
-def _late_fields(index: int, ev: QueueEvent, latest: datetime | None) -> LateTimes:
+def _late_fields(index: int, ev: QueueEventFields, latest: datetime | None) -> LateTimes:
     """Which of one event's times are out of range (the slow path of ``event_rows``)."""
     out: LateTimes = []
     for name in ("enqueued_at", "dequeued_at", "at"):
-        value = getattr(ev, name)
+        value = ev[name]
         if value is None:
             continue
         try:
@@ -254,7 +261,7 @@ async def ingest_events(
 
     No upper time bound here (the routes apply MAX_CLOCK_SKEW_SECONDS through
     ``event_rows``); a time beyond datetime's range in UTC is a ValueError."""
-    rows, late = event_rows(events, max_payload, utcnow())
+    rows, late = event_rows([event_fields(e) for e in events], max_payload, utcnow())
     if late:
         raise ValueError(wire.time_bounds_message())
     return await store_rows(db, rows, len(events))
@@ -377,8 +384,8 @@ def rollup_counts(rows: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...]:
     queue, direction, type, source ('' for none), count; in key order (a fixed lock order
     across concurrent batches; one entry per key, as ON CONFLICT DO UPDATE requires).
     Counted over the transposed columns with C iterators (``zip``, ``map``, ``Counter``):
-    no Python code runs per row, only per distinct key. ``created_at`` must be in UTC (or
-    carry a zero offset), as ``event_rows`` makes it."""
+    no Python code runs per row, only per distinct key. ``created_at`` must be in UTC, as
+    ``event_rows`` makes it."""
     columns = list(zip(*rows, strict=True))
     ts, q, d, t, src = (columns[i] for i in _ROLLUP_IDX)
     raw = Counter(zip(map(_HOUR_FIELDS, ts), q, d, t, src, strict=True))

@@ -343,7 +343,7 @@ def test_queue_event_times_are_the_wire_bounds(value: datetime, field: str) -> N
 
     from otel_assist.history import wire as history_wire
     from rest_service.crud.queues import COLUMNS, event_rows
-    from rest_service.schemas import QueueEvent
+    from rest_service.schemas import QueueEvent, event_fields
 
     now = datetime.now(UTC)
     latest = now + timedelta(seconds=SKEW_S)
@@ -358,7 +358,7 @@ def test_queue_event_times_are_the_wire_bounds(value: datetime, field: str) -> N
         assert reference is None, value
         assert [e["loc"] for e in exc.errors()] == [(field,)]
         return
-    rows, late = event_rows([model], 4096, now, latest)
+    rows, late = event_rows([event_fields(model)], 4096, now, latest)
     if reference is None:
         assert late == [(0, field)] and rows == [], value
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -11,7 +11,13 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from otel_assist.history import wire
-from rest_service.api.body import body_spec, parse_json_body
+from rest_service.api.body import (
+    body_spec,
+    parse_json_body,
+    read_json_body,
+    validate_json_body,
+    validate_nul_free,
+)
 from rest_service.api.deps import DbDep, IngestAuth, LiveDep, ReadAuth, SettingsDep
 from rest_service.api.errors import ERROR_RESPONSES
 from rest_service.api.routes.jobs import check_batch
@@ -23,12 +29,15 @@ from rest_service.schemas import (
     INT64_MAX,
     INT64_MIN,
     NO_NUL,
+    QUEUE_EVENT_BATCH_NUL_FREE,
     QueueCurrent,
     QueueEvent,
     QueueEventBatch,
     QueueEventBatchResult,
+    QueueEventFields,
     QueueMessagePublic,
     QueueStats,
+    event_fields,
 )
 
 router = APIRouter(prefix="/queue-stats", tags=["queues"], responses=ERROR_RESPONSES)
@@ -37,7 +46,7 @@ Text128 = Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_N
 
 
 def _rows_or_422(
-    events: list[QueueEvent],
+    events: Sequence[QueueEventFields],
     settings: Settings,
     loc: Callable[[int], tuple[str | int, ...]],
 ) -> list[tuple[Any, ...]]:
@@ -161,7 +170,7 @@ async def log_queue_message(
 ) -> QueueEventBatchResult:
     """Log one push or pop (idempotent by event_id, like the batch)."""
     event = await parse_json_body(request, QueueEvent)
-    rows = _rows_or_422([event], settings, lambda i: ("body",))
+    rows = _rows_or_422([event_fields(event)], settings, lambda i: ("body",))
     return await crud.store_rows(db, rows, 1)
 
 
@@ -177,7 +186,13 @@ async def log_queue_messages_batch(
     """Log many pushes/pops. Events already stored (same event_id, or message_id:direction
     when there is no event_id) are skipped, so a re-sent batch adds no rows. Payloads above
     MAX_PAYLOAD_BYTES are stored truncated with a marker and payload_truncated=true."""
-    batch = await parse_json_body(request, QueueEventBatch)
-    check_batch(settings, len(batch.events))
-    rows = _rows_or_422(batch.events, settings, lambda i: ("body", "events", i))
-    return await crud.store_rows(db, rows, len(batch.events))
+    raw = await read_json_body(request)
+    fast = validate_nul_free(raw, QUEUE_EVENT_BATCH_NUL_FREE)
+    events: Sequence[QueueEventFields] = (
+        fast["events"]
+        if fast is not None
+        else [event_fields(e) for e in validate_json_body(raw, QueueEventBatch).events]
+    )
+    check_batch(settings, len(events))
+    rows = _rows_or_422(events, settings, lambda i: ("body", "events", i))
+    return await crud.store_rows(db, rows, len(events))
