@@ -173,3 +173,47 @@ def test_naming_the_stock_distro_is_obeyed(
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     # otel-assist stays out of the way: no Redis metric of ours
     assert _count(report["metrics"], "SET") == 0
+
+
+#: Elastic's distribution (EDOT) pins exact OpenTelemetry versions, so it cannot be layered
+#: over this venv like the stock distro: it gets a venv of its own, resolved by pip with
+#: otel-assist (1.18.0 pins opentelemetry 1.45.1, inside our range).
+EDOT = "elastic-opentelemetry==1.18.0"
+
+
+@pytest.fixture(scope="module")
+def venv_with_edot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with otel-assist (editable, queues extra) and EDOT, both installed by
+    pip with their dependencies: EDOT registers its own distro and configurator."""
+    root = tmp_path_factory.mktemp("edot-venv")
+    venv.EnvBuilder(with_pip=True).create(root)
+    subprocess.run(
+        [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet",
+         "--disable-pip-version-check", "-e", f"{ROOT}[queues]", EDOT],
+        check=True,
+        timeout=600,
+    )  # fmt: skip
+    return root / "bin"
+
+
+def test_edot_installed_too_cannot_take_over_silently(
+    venv_with_edot: Path, redis_server: servers.Redis, app_dir: Path
+) -> None:
+    """With EDOT beside otel-assist: unnamed, the start stops with the variables to set
+    (exit 2, the app never runs); named, otel-assist configures the process and no SDK
+    TracerProvider is installed."""
+    base = {"REDIS_URL": redis_server.url, "OTEL_TRACES_EXPORTER": "none"}
+    unnamed = _run(venv_with_edot, app_dir, _env(**base))
+    assert unnamed.returncode == 2, (unnamed.stdout, unnamed.stderr)
+    assert "OTEL_PYTHON_DISTRO=otel_assist OTEL_PYTHON_CONFIGURATOR=otel_assist" in unnamed.stderr
+    assert '"metrics"' not in unnamed.stdout
+
+    named = _run(
+        venv_with_edot,
+        app_dir,
+        _env(**base, OTEL_PYTHON_DISTRO="otel_assist", OTEL_PYTHON_CONFIGURATOR="otel_assist"),
+    )
+    assert named.returncode == 0, named.stderr
+    report = json.loads(named.stdout.strip().splitlines()[-1])
+    assert report["tracer_provider"] != "TracerProvider"
+    assert _count(report["metrics"], "SET") == 5
