@@ -13,8 +13,11 @@ ends of the ranges in pyproject.toml; `make test` runs the core tests at the low
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
 
 # Why each name is here (imports below in the order the linter keeps them):
 #
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 # - Zero-code configurator: BaseConfigurator. opentelemetry-instrument calls configure() on
 #   the opentelemetry_configurator entry point, and the SDK's `_BaseConfigurator` is the only
 #   base class offered for it (open-telemetry/opentelemetry-python-contrib#1956).
-from opentelemetry._logs import LogRecord, SeverityNumber, set_logger_provider
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import (
     LoggerProvider,
     LoggingHandler,
@@ -100,6 +103,43 @@ def _with_extra(data: MetricsData, extra: ScopedMetrics) -> MetricsData:
     return MetricsData([replace(first, scope_metrics=scope_metrics), *rest])
 
 
+# --- The current context as one ContextVar -------------------------------------------------
+# ``opentelemetry.context.get_current/attach/detach`` each go through two Python calls to the
+# runtime context the API loaded at import (``_RUNTIME_CONTEXT``); the default one,
+# ``ContextVarsRuntimeContext``, keeps the context in one ContextVar (``_current_context``).
+# A queue round trip reads or swaps the context five times, so its hot path uses that
+# ContextVar's own C methods. Two protected names are read, nothing is imported, and the
+# variable is used only when a probe through the public API shows it is the one the API
+# reads and writes; otherwise (another runtime context configured through
+# OTEL_PYTHON_CONTEXT, a future layout) callers keep the public functions. Upstream has no
+# public accessor for the runtime context.
+
+
+def runtime_context_var() -> ContextVar[Context] | None:
+    """The ContextVar behind ``opentelemetry.context.get_current()``, or None when the
+    runtime context is not one (checked both ways through the public API)."""
+    try:
+        from opentelemetry import context as api
+
+        var = getattr(getattr(api, "_RUNTIME_CONTEXT", None), "_current_context", None)
+        if not isinstance(var, ContextVar):
+            return None
+        probe = Context({"otel_assist.compat.probe": True})
+        token = var.set(probe)
+        try:
+            read_back = api.get_current() is probe
+        finally:
+            var.reset(token)
+        public_token = api.attach(probe)
+        try:
+            written = var.get() is probe
+        finally:
+            api.detach(public_token)
+        return var if read_back and written else None
+    except Exception:
+        return None
+
+
 if TYPE_CHECKING:  # imported lazily below
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -143,5 +183,6 @@ __all__ = [
     "SeverityNumber",
     "attach_metric_producer",
     "encode_logs",
+    "runtime_context_var",
     "set_logger_provider",
 ]

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import Token
 from types import MappingProxyType
 
 from opentelemetry import baggage, context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+from otel_assist._otel_compat import runtime_context_var
 
 BAGGAGE_KEY = "correlation_id"
 HEADER = "x-correlation-id"
@@ -27,6 +29,22 @@ _VALID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 _propagator = W3CBaggagePropagator()
 _EMPTY = context.Context()
+
+# The API's get_current/attach/detach, as the runtime ContextVar's own (C) methods when the
+# compat probe confirms the API keeps the context there: per-message paths read or swap the
+# context several times, and each public call is two Python frames. Same semantics, except
+# that ``detach`` raises on a token from another context instead of logging it: callers
+# detach in the frame that attached.
+_VAR = runtime_context_var()
+current_context: Callable[[], context.Context] = (
+    _VAR.get if _VAR is not None else context.get_current
+)
+attach: Callable[[context.Context], Token[context.Context]] = (
+    _VAR.set if _VAR is not None else context.attach
+)
+detach: Callable[[Token[context.Context]], None] = (
+    _VAR.reset if _VAR is not None else context.detach
+)
 
 
 def _find_baggage_key() -> str | None:
@@ -118,7 +136,7 @@ class CurrentCorrelationId:
         self._cid: str | None = None
 
     def __call__(self) -> str | None:
-        ctx = context.get_current()
+        ctx = current_context()
         if ctx is not self._ctx:
             self._cid = get_correlation_id(ctx)
             self._ctx = ctx

@@ -36,14 +36,15 @@ class _Recorder:
     def __init__(self) -> None:
         self._instrument = metrics.catalog()[_NAME]
         self._histogram = self._instrument.raw
-        self._ok: dict[Any, BoundHistogram] = {}
+        #: Command name -> its bound success series; read directly by the wrappers.
+        self.ok_bound: dict[Any, BoundHistogram] = {}
 
     def ok(self, command: Any, seconds: float) -> None:
-        bound = self._ok.get(command)
+        bound = self.ok_bound.get(command)
         if bound is None:
             bound = self._histogram.bind(self._fold(command, None))
-            if len(self._ok) < 256:
-                self._ok[command] = bound
+            if len(self.ok_bound) < 256:
+                self.ok_bound[command] = bound
         bound.record(seconds)
 
     def error(self, command: Any, seconds: float, exc: BaseException) -> None:
@@ -77,6 +78,7 @@ def instrument(client: ClientT) -> ClientT:
     original = client.execute_command  # type: ignore[attr-defined]
     perf = time.perf_counter
     rec = _recorder
+    ok_get = rec.ok_bound.get
     if inspect.iscoroutinefunction(original):
 
         async def execute_command(*args: Any, **options: Any) -> Any:
@@ -86,7 +88,12 @@ def instrument(client: ClientT) -> ClientT:
             except BaseException as exc:
                 rec.error(_command(args), perf() - start, exc)
                 raise
-            rec.ok(args[0] if args else "UNKNOWN", perf() - start)
+            # rec.ok() with its lookup inlined (every command comes through here).
+            bound = ok_get(args[0]) if args else None
+            if bound is not None:
+                bound.record(perf() - start)
+            else:
+                rec.ok(_command(args), perf() - start)
             return result
 
         client.execute_command = execute_command  # type: ignore[attr-defined]
@@ -99,7 +106,11 @@ def instrument(client: ClientT) -> ClientT:
             except BaseException as exc:
                 rec.error(_command(args), perf() - start, exc)
                 raise
-            rec.ok(args[0] if args else "UNKNOWN", perf() - start)
+            bound = ok_get(args[0]) if args else None
+            if bound is not None:
+                bound.record(perf() - start)
+            else:
+                rec.ok(_command(args), perf() - start)
             return result
 
         client.execute_command = execute_command_sync  # type: ignore[attr-defined]

@@ -34,14 +34,17 @@ except ModuleNotFoundError as exc:  # one line naming the extra, not "No module 
 
 from otel_assist.correlation import (
     BAGGAGE_KEY,
+    MAX_LENGTH,
+    attach,
     context_for_id,
     context_from_baggage_header,
     context_with_correlation_id,
+    detach,
     get_correlation_id,
     is_valid,
     new_correlation_id,
 )
-from otel_assist.event_types import LogEventType, emit, wanted
+from otel_assist.event_types import LEVELS, LogEventType, emit
 from otel_assist.history.payload import queue_pop_event
 from otel_assist.history.shipper import HistoryShipper, shipper_for
 from otel_assist.logs.configure import get_logger
@@ -53,6 +56,8 @@ from otel_assist.settings import QueueSettings
 
 _log = get_logger("otel_assist.queues")
 _PREFIX = BAGGAGE_KEY + "="
+_PREFIX_LEN = len(_PREFIX)
+_POP = LogEventType.QUEUE_POP
 
 
 def _context_for(header: str | None) -> tuple[context.Context, str]:
@@ -60,8 +65,9 @@ def _context_for(header: str | None) -> tuple[context.Context, str]:
     Returns the context and its correlation_id (known here without a baggage lookup on the
     fast path, which runs for every message)."""
     if header and header.startswith(_PREFIX):
-        value = header[len(_PREFIX) :]
-        if is_valid(value):
+        value = header[_PREFIX_LEN:]
+        # is_valid's own fast path inlined (hex ids), the function for anything else.
+        if (len(value) <= MAX_LENGTH and value.isascii() and value.isalnum()) or is_valid(value):
             return context_for_id(value), value
     ctx = context_from_baggage_header(header)
     cid = get_correlation_id(ctx)
@@ -188,32 +194,41 @@ class QueueConsumer:
         now = time.time()
         m = self._m
         m.popped.add(1)
-        decoded = qe.decode(raw, self.settings.max_message_bytes)
-        env = decoded.envelope
-        if env is not None:
-            msg = Message(
-                self.queue_name,
-                env.payload,
-                raw,
-                now,
-                env.id,
-                env.type,
-                env.source,
-                env.user_id,
-                env.enqueued_at,
-                env.baggage,
-            )
-            m.wait.record(max(0.0, now - env.enqueued_at))
-        else:
-            reason = decoded.reason or "invalid_json"
-            metrics.catalog()["queue_invalid_messages"].add(
-                1, queue_name=self.queue_name, reason=reason
-            )
-            data = decoded.data if reason in ("legacy", "invalid_envelope") else raw
-            mtype = "legacy" if reason == "legacy" else "invalid"
-            if isinstance(data, dict) and isinstance(data.get("type"), str):
-                mtype = data["type"][:64] or mtype
-            msg = Message(self.queue_name, data, raw, now, type=mtype, invalid_reason=reason)
+        fields = qe.decode_fields(raw, self.settings.max_message_bytes)
+        if not isinstance(fields, tuple):
+            return self._accept_invalid(raw, now, fields)
+        # A valid envelope, the per-message path: no Envelope object, the baggage parsed
+        # now (the history event needs its correlation_id), the event deferred.
+        mid, enqueued, payload, mtype, source, user_id, bag = fields
+        ctx, cid = _context_for(bag)
+        msg = Message(
+            self.queue_name, payload, raw, now, mid, mtype, source, user_id, enqueued, bag,
+            None, ctx, cid,
+        )  # fmt: skip
+        m.wait.record(now - enqueued if now > enqueued else 0.0)
+        shipper = self.shipper
+        if shipper is not None:
+            # Deferred: the shipper thread builds the event (queue_pop_event's order). An
+            # envelope's payload is stored once, on its push row (raw is None here).
+            shipper.submit(
+                "queue",
+                (
+                    queue_pop_event, mid + ":pop", mid, self.queue_name, mtype, source,
+                    user_id, cid, enqueued, now, None,
+                ),
+            )  # fmt: skip
+        return msg
+
+    def _accept_invalid(self, raw: bytes, now: float, decoded: qe.Decoded) -> Message:
+        reason = decoded.reason or "invalid_json"
+        metrics.catalog()["queue_invalid_messages"].add(
+            1, queue_name=self.queue_name, reason=reason
+        )
+        data = decoded.data if reason in ("legacy", "invalid_envelope") else raw
+        mtype = "legacy" if reason == "legacy" else "invalid"
+        if isinstance(data, dict) and isinstance(data.get("type"), str):
+            mtype = data["type"][:64] or mtype
+        msg = Message(self.queue_name, data, raw, now, type=mtype, invalid_reason=reason)
         self._history_pop(msg)
         return msg
 
@@ -258,14 +273,15 @@ class QueueConsumer:
             raise ValueError("QueueConsumer.process needs a handler")
         m = self._m
         source = msg.source or self.source or "unknown"
-        token = context.attach(msg.context())
+        ctx = msg._ctx
+        token = attach(ctx if ctx is not None else msg.context())
         start = time.perf_counter()
         status = "success"
         try:
-            if wanted(LogEventType.QUEUE_POP):  # off by default: skip building the call
+            if _POP in LEVELS.info or LEVELS.debug:  # wanted(), inlined: off by default
                 emit(
                     _log,
-                    LogEventType.QUEUE_POP,
+                    _POP,
                     "queue pop",
                     queue_name=self.queue_name,
                     message_id=msg.id,
@@ -287,9 +303,10 @@ class QueueConsumer:
             )
         finally:
             elapsed = time.perf_counter() - start
-            context.detach(token)
+            detach(token)
         m.processing[status].record(elapsed)
-        m.processed(source, status).add(1)
+        counter = m.processed_counters.get((source, status))
+        (counter if counter is not None else m.processed(source, status)).add(1)
         return status == "success"
 
     async def run(self) -> None:

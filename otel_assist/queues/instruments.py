@@ -30,18 +30,19 @@ class _Instruments:
             for status in ("success", "error")
         }
         self._processed_instrument = cat["messages_processed"]
-        self._processed: dict[tuple[str, str], BoundCounter] = {}
+        #: (source, status) -> counter; the consumer reads it before calling processed().
+        self.processed_counters: dict[tuple[str, str], BoundCounter] = {}
 
     def processed(self, source: str, status: str) -> BoundCounter:
         """``messages_processed_total`` for one (source, status), bound on first use; at
         most 10,000 are kept (source comes from the message, so it is not trusted)."""
         key = (source, status)
-        bound = self._processed.get(key)
+        bound = self.processed_counters.get(key)
         if bound is None:
             inst = self._processed_instrument
             bound = inst.raw.bind(inst.attributes(source=source, status=status))
-            if len(self._processed) < 10_000:
-                self._processed[key] = bound
+            if len(self.processed_counters) < 10_000:
+                self.processed_counters[key] = bound
         return bound
 
 

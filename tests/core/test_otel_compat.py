@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import otel_assist._otel_compat as compat
 
@@ -67,3 +68,83 @@ def test_the_scan_finds_a_private_import(tmp_path: Path) -> None:
 def test_the_compat_module_resolves_every_name_it_exports() -> None:
     missing = [name for name in compat.__all__ if getattr(compat, name, None) is None]
     assert missing == []
+
+
+def test_the_runtime_context_var_is_the_one_the_public_api_reads_and_writes() -> None:
+    from opentelemetry import context
+
+    from otel_assist import correlation
+
+    var = compat.runtime_context_var()
+    assert var is not None  # the default runtime context (contextvars) is in use
+    probe = context.Context({"probe": 1})
+    token = correlation.attach(probe)
+    try:
+        assert context.get_current() is probe
+        assert correlation.current_context() is probe
+    finally:
+        correlation.detach(token)
+    assert context.get_current() is not probe
+    public = context.attach(probe)
+    try:
+        assert correlation.current_context() is probe
+    finally:
+        context.detach(public)
+
+
+def test_another_runtime_context_keeps_the_public_functions() -> None:
+    """A runtime context that does not keep a ContextVar under the probed name (another
+    implementation, a future layout): no variable, so correlation's callers would stay on
+    opentelemetry.context's functions."""
+    from opentelemetry import context as api
+
+    name = "_RUNTIME_CONTEXT"  # read by name: no private import here either
+    original = getattr(api, name)
+
+    class Elsewhere:
+        """Delegates to the real one but exposes no ContextVar."""
+
+        def attach(self, ctx: Any) -> Any:
+            return original.attach(ctx)
+
+        def get_current(self) -> Any:
+            return original.get_current()
+
+        def detach(self, token: Any) -> None:
+            original.detach(token)
+
+    setattr(api, name, Elsewhere())
+    try:
+        assert compat.runtime_context_var() is None
+    finally:
+        setattr(api, name, original)
+    assert compat.runtime_context_var() is not None
+
+
+def test_a_context_var_the_api_does_not_use_is_refused() -> None:
+    """The probe checks both ways: a ContextVar under the right name that the API does not
+    read is not taken."""
+    from contextvars import ContextVar
+
+    from opentelemetry import context as api
+
+    name = "_RUNTIME_CONTEXT"
+    original = getattr(api, name)
+
+    class Decoy:
+        _current_context: ContextVar[Any] = ContextVar("decoy", default=None)
+
+        def attach(self, ctx: Any) -> Any:
+            return original.attach(ctx)
+
+        def get_current(self) -> Any:
+            return original.get_current()
+
+        def detach(self, token: Any) -> None:
+            original.detach(token)
+
+    setattr(api, name, Decoy())
+    try:
+        assert compat.runtime_context_var() is None
+    finally:
+        setattr(api, name, original)
