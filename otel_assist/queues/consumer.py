@@ -166,7 +166,8 @@ class QueueConsumer:
     async def get(self, block_s: float | None = None) -> Message | None:
         """BRPOP one element (None on timeout or when it was dead-lettered)."""
         block = self.settings.block_timeout_s if block_s is None else block_s
-        reply = await self.redis.brpop([self.queue_name], timeout=block)
+        # What redis-py's brpop() does, without its frame (this runs per message).
+        reply = await self.redis.execute_command("BRPOP", self.queue_name, block)
         if reply is None:
             return None
         raw = reply[1]
