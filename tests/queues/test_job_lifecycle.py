@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 
 from otel_assist.history.shipper import HistorySettings, HistoryShipper
 from otel_assist.jobs import RUN_STATUSES, JobTracker, track_scheduler
+from otel_assist.jobs.monitors import registrar_for
 from otel_assist.testing import Capture
 from otel_assist.web.asgi import instrument_app
 from tests import metric_reader, servers
@@ -257,6 +258,11 @@ async def test_every_view_counts_the_same_runs(
             scheduler.shutdown(wait=False)
         tracker.shutdown()
     assert shipper.flush(20)
+    # The hourly job's monitor reached this test's rest_service before it stops (a pending
+    # registration would retry, and log, for the rest of the test session).
+    registrar = registrar_for(shipper)
+    assert registrar.wait_idle(20)
+    assert registrar.stats.get("registered") == 1 and "rejected" not in registrar.stats
 
     # 1. The service's /metrics.
     counts, consecutive = metric_counts(await scrape(service))
