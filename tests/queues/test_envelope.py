@@ -185,3 +185,37 @@ def test_producer_refuses_a_user_id_history_could_not_store(user_id: object) -> 
     with pytest.raises(ValueError, match="user_id"):
         env.encode()
     assert qe.make({"a": 1}, user_id=2**53 - 1).encode()
+
+
+@given(
+    payload=ANY_JSON,
+    mtype=NASTY_TEXT,
+    source=st.one_of(st.none(), NASTY_TEXT),
+    user_id=st.one_of(st.none(), NASTY_INT, st.booleans()),
+    baggage=st.one_of(st.none(), NASTY_TEXT),
+)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@example(payload={"a": "\udcff"}, mtype="t", source=None, user_id=None, baggage=None)
+@example(payload=None, mtype="", source="", user_id=2**53, baggage="x" * 9000)
+def test_the_per_message_functions_agree_with_the_envelope(
+    payload: object, mtype: str, source: str | None, user_id: object, baggage: str | None
+) -> None:
+    """The producer and consumer use encode_message / decode_fields (no Envelope objects on
+    the per-message path): same bytes, same refusals and same classification as
+    Envelope.encode / decode, for whatever a caller hands them."""
+    env = qe.Envelope("m" * 32, 1.7e9, payload, mtype, source, user_id, baggage)  # type: ignore[arg-type]
+    args = ("m" * 32, 1.7e9, payload, mtype, source, user_id, baggage)
+    try:
+        raw = qe.encode_message(*args)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            env.encode()
+        return
+    assert raw == env.encode()
+    fields = qe.decode_fields(raw)
+    decoded = qe.decode(raw)
+    if isinstance(fields, tuple):
+        assert decoded.envelope == qe.Envelope(*fields)
+        assert fields[0] == "m" * 32 and fields[2] == payload
+    else:
+        assert decoded == fields and decoded.envelope is None
