@@ -221,6 +221,7 @@ class QueueConsumer:
         return msg
 
     def _accept_invalid(self, raw: bytes, now: float, decoded: qe.Decoded) -> Message:
+        """Count and record an element that is not a valid envelope (legacy or garbage)."""
         reason = decoded.reason or "invalid_json"
         metrics.catalog()["queue_invalid_messages"].add(
             1, queue_name=self.queue_name, reason=reason
@@ -230,7 +231,17 @@ class QueueConsumer:
         if isinstance(data, dict) and isinstance(data.get("type"), str):
             mtype = data["type"][:64] or mtype
         msg = Message(self.queue_name, data, raw, now, type=mtype, invalid_reason=reason)
-        self._history_pop(msg)
+        if self.shipper is not None:
+            # A message from an uninstrumented producer has no push row, so its pop row
+            # keeps the payload (an envelope's is stored once, on its push row).
+            kept = raw if reason != "too_large" else raw[:65536]
+            self.shipper.submit(
+                "queue",
+                (
+                    queue_pop_event, qe.new_message_id() + ":pop", None, self.queue_name,
+                    mtype, None, None, msg.correlation_id, None, now, kept,
+                ),
+            )  # fmt: skip
         return msg
 
     async def _dead_letter(self, raw: bytes) -> None:
@@ -239,32 +250,6 @@ class QueueConsumer:
         except RedisError as exc:
             _count_error(self.dead_letter or self.queue_name, "push", exc)
             _log.error("dead-letter push failed", queue_name=self.dead_letter, error=repr(exc))
-
-    def _history_pop(self, msg: Message) -> None:
-        if self.shipper is None:
-            return
-        raw: bytes | None = None
-        if msg.invalid_reason is not None:
-            # An envelope's payload is stored once, on its push row; a message from an
-            # uninstrumented producer has no push row, so its pop row keeps the payload.
-            raw = msg.raw if msg.invalid_reason != "too_large" else msg.raw[:65536]
-        # Deferred: the shipper thread builds the event (queue_pop_event's order).
-        self.shipper.submit(
-            "queue",
-            (
-                queue_pop_event,
-                (msg.id + ":pop") if msg.id else qe.new_message_id() + ":pop",
-                msg.id,
-                self.queue_name,
-                msg.type,
-                msg.source,
-                msg.user_id,
-                msg.correlation_id,
-                msg.enqueued_at,
-                msg.dequeued_at,
-                raw,
-            ),
-        )
 
     async def process(self, msg: Message, handler: Handler | None = None) -> bool:
         """Run the handler with the message's baggage attached. Returns True on success;

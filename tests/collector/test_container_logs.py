@@ -165,6 +165,23 @@ def wait_for_line(loki: LokiStandIn, container: Container, line: str, timeout: f
     )
 
 
+def wait_for_offsets_saved(collector: Collector, since_ns: int) -> None:
+    """Until the file_log receiver has written its storage file after ``since_ns``.
+
+    The receiver saves every file's read offset at the end of each poll (200 ms, its
+    default), while what the poll read is already on its way to Loki: lines can be at Loki
+    before their offset is saved. A save after ``since_ns`` (a time at which the lines were
+    already at Loki, so already read) holds their offsets. The file's mtime comes from the
+    kernel's coarse clock, which lags: a save looks older than it is, never newer, so this
+    can wait one poll longer than needed but never returns early."""
+
+    def saved() -> bool:
+        files = list(collector.storage_dir.glob("receiver_*"))
+        return any(f.stat().st_mtime_ns > since_ns for f in files)
+
+    poll(saved, 10, "the file_log receiver's offsets saved after the lines reached Loki")
+
+
 TRACEBACK = [
     "Traceback (most recent call last):",
     '  File "/app/main.py", line 3, in <module>',
@@ -241,6 +258,9 @@ def test_restart_neither_resends_nor_loses_lines(run: Run, stop: str) -> None:
     wait_for_line(run.loki, redis, before[-1])
 
     if stop == "SIGKILL":
+        # A crash after the reader saved its offsets; a crash before it is at least once
+        # (test_crash_while_reading_loses_nothing).
+        wait_for_offsets_saved(run.collector, time.time_ns())
         run.collector.process.kill()
     else:
         run.collector.process.stop()
