@@ -11,6 +11,9 @@ stock encoder).
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -92,59 +95,55 @@ def test_the_runtime_context_var_is_the_one_the_public_api_reads_and_writes() ->
         context.detach(public)
 
 
+class _Delegating:
+    """A runtime context that hands every call to the API's real one but keeps no
+    ContextVar of its own under the probed name."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def attach(self, ctx: Any) -> Any:
+        return self._real.attach(ctx)
+
+    def get_current(self) -> Any:
+        return self._real.get_current()
+
+    def detach(self, token: Any) -> None:
+        self._real.detach(token)
+
+
+@contextmanager
+def _runtime_context(make: Callable[[Any], Any]) -> Iterator[None]:
+    """The API's runtime context replaced by ``make(real)`` for a block (set by name: no
+    private import here either)."""
+    from opentelemetry import context as api
+
+    name = "_RUNTIME_CONTEXT"
+    real = getattr(api, name)
+    setattr(api, name, make(real))
+    try:
+        yield
+    finally:
+        setattr(api, name, real)
+
+
 def test_another_runtime_context_keeps_the_public_functions() -> None:
     """A runtime context that does not keep a ContextVar under the probed name (another
     implementation, a future layout): no variable, so correlation's callers would stay on
     opentelemetry.context's functions."""
-    from opentelemetry import context as api
-
-    name = "_RUNTIME_CONTEXT"  # read by name: no private import here either
-    original = getattr(api, name)
-
-    class Elsewhere:
-        """Delegates to the real one but exposes no ContextVar."""
-
-        def attach(self, ctx: Any) -> Any:
-            return original.attach(ctx)
-
-        def get_current(self) -> Any:
-            return original.get_current()
-
-        def detach(self, token: Any) -> None:
-            original.detach(token)
-
-    setattr(api, name, Elsewhere())
-    try:
+    with _runtime_context(_Delegating):
         assert compat.runtime_context_var() is None
-    finally:
-        setattr(api, name, original)
     assert compat.runtime_context_var() is not None
 
 
 def test_a_context_var_the_api_does_not_use_is_refused() -> None:
     """The probe checks both ways: a ContextVar under the right name that the API does not
     read is not taken."""
-    from contextvars import ContextVar
 
-    from opentelemetry import context as api
+    def decoy(real: Any) -> _Delegating:
+        runtime = _Delegating(real)
+        runtime._current_context = ContextVar("decoy", default=None)  # type: ignore[attr-defined]
+        return runtime
 
-    name = "_RUNTIME_CONTEXT"
-    original = getattr(api, name)
-
-    class Decoy:
-        _current_context: ContextVar[Any] = ContextVar("decoy", default=None)
-
-        def attach(self, ctx: Any) -> Any:
-            return original.attach(ctx)
-
-        def get_current(self) -> Any:
-            return original.get_current()
-
-        def detach(self, token: Any) -> None:
-            original.detach(token)
-
-    setattr(api, name, Decoy())
-    try:
+    with _runtime_context(decoy):
         assert compat.runtime_context_var() is None
-    finally:
-        setattr(api, name, original)
