@@ -38,7 +38,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -54,6 +53,7 @@ from otel_assist.history.payload import PAYLOAD_RAW_KEY, Deferred, PayloadCaptur
 from otel_assist.history.spool import Spool
 from otel_assist.logs.configure import get_logger
 from otel_assist.metrics import instruments as metrics
+from otel_assist.retry_backoff import exponential_delay
 from otel_assist.settings import HistorySettings
 
 Kind = Literal["job", "queue"]
@@ -309,11 +309,9 @@ class HistoryShipper:
                     self._send_memory(client, kind, final)
         except _Unavailable:
             self._failures += 1
-            delay = min(
-                self.settings.retry_max_s,
-                self.settings.retry_initial_s * 2 ** min(self._failures - 1, 30),
+            self._next_attempt = time.monotonic() + exponential_delay(
+                self._failures, self.settings.retry_initial_s, self.settings.retry_max_s
             )
-            self._next_attempt = time.monotonic() + delay / 2 + random.uniform(0, delay / 2)
             if final:
                 self._final_spill()
             else:

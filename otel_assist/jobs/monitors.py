@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import random
 import re
 import threading
 import time
@@ -33,6 +32,7 @@ import httpx
 
 from otel_assist.history.shipper import HistorySettings, HistoryShipper, default_shipper
 from otel_assist.logs.configure import get_logger
+from otel_assist.retry_backoff import exponential_delay
 
 _log = get_logger("otel_assist.monitors")
 
@@ -203,12 +203,12 @@ class MonitorRegistrar:
                             self._pending.setdefault(spec["slug"], spec)
                     failures += 1
                     self._count("retried", len(batch))
-                    delay = min(
-                        self.settings.retry_max_s,
-                        self.settings.retry_initial_s * 2 ** min(failures - 1, 30),
-                    )
                     _log.warning("monitor registration failed; will retry", error=repr(exc))
-                    time.sleep(delay / 2 + random.uniform(0, delay / 2))
+                    time.sleep(
+                        exponential_delay(
+                            failures, self.settings.retry_initial_s, self.settings.retry_max_s
+                        )
+                    )
                     self._wake.set()
                     continue
                 with self._lock:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 import weakref
@@ -44,6 +43,7 @@ from otel_assist._otel_compat import (
 from otel_assist.logs.otlp_encoder import EncodedLogRecord
 from otel_assist.logs.processors import TIMESTAMP_NS_KEY, EventDict
 from otel_assist.redaction import Redactor, escape_surrogates, safe_str
+from otel_assist.retry_backoff import spread
 
 SEVERITY = {
     "debug": (SeverityNumber.DEBUG, "DEBUG"),
@@ -408,7 +408,7 @@ class LogQueue:
             # Retryable failure: keep the batch, wait, try again. A flush or shutdown
             # wakes the wait early; shutdown's deadline ends it (see shutdown()).
             self.retries += 1
-            self._give_up.wait(backoff * random.uniform(0.8, 1.2))
+            self._give_up.wait(spread(backoff, 0.2))
             backoff = min(backoff * 2, self.retry_max_backoff_s)
 
     def _take_batch(self) -> list[Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 from opentelemetry import context
 
 from otel_assist.extras import MissingExtraError
+from otel_assist.retry_backoff import jittered
 
 try:
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -319,7 +319,7 @@ class QueueConsumer:
                         )
                     _count_error(self.queue_name, "pop", exc)
                     self.connected = False
-                    await self._sleep(delay / 2 + random.uniform(0, delay / 2))
+                    await self._sleep(jittered(delay))
                     delay = min(self.settings.reconnect_max_s, delay * 2)
                     continue
                 except RedisError as exc:  # e.g. WRONGTYPE: the key is not a list
