@@ -25,6 +25,9 @@ The result has the same series (names and labels) as a single-process service: t
 made here is *summed*, so cardinality does not grow with the worker count and dashboards
 need no ``sum by`` over a worker label. A worker's counts reach the merged view at most one
 second after they happen (the snapshot interval); a SIGKILLed worker loses at most that.
+The worker that answers a scrape also writes its snapshot from the very samples it serves,
+so a count Prometheus has stored is on disk: a SIGKILL never takes the sum below a value
+already scraped (which Prometheus would read as a counter reset).
 
 When it is on (:func:`store_for`): ``OTEL_ASSIST_METRICS_DIR`` names the directory (``off``
 turns the mechanism off); otherwise it turns itself on in a process that is a worker: a
@@ -111,6 +114,9 @@ class WorkerMetricsStore:
         self.path = directory / f"{self.pid}{_SUFFIX}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Collect and write under one lock: a snapshot on disk is never replaced by an
+        # older collect, so this worker's file only ever goes up.
+        self._write_lock = threading.Lock()
         self._remove_previous_runs()
 
     # -- writing ---------------------------------------------------------------------
@@ -135,9 +141,11 @@ class WorkerMetricsStore:
             self.write_snapshot()
 
     def write_snapshot(self) -> None:
-        families = [
-            [name, kind, doc, samples] for name, kind, doc, samples in _families(self.registry)
-        ]
+        """Collect this worker's samples and write them as its snapshot."""
+        with self._write_lock:
+            self._write(list(_families(self.registry)))
+
+    def _write(self, families: list[tuple[str, str, str, list[Sample]]]) -> None:
         payload = {
             "pid": self.pid,
             "supervisor": self.supervisor_pid,
@@ -162,7 +170,10 @@ class WorkerMetricsStore:
     def merged(
         self,
     ) -> list[tuple[str, str, str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]]:
-        own = list(_families(self.registry))
+        with self._write_lock:
+            own = list(_families(self.registry))
+            with contextlib.suppress(Exception):  # a full disk must not fail the scrape
+                self._write(own)
         others = []
         for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
             if path == self.path:

@@ -8,11 +8,11 @@ that worker's count (set OTEL_ASSIST_METRICS_DIR=off to see it).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +107,22 @@ def _send(port: int, first: int, count: int) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/items/{i}", timeout=10).status_code == 200
 
 
+def _snapshots(
+    directory: Path, sample: str = "http_server_request_duration_seconds_count"
+) -> dict[int, float]:
+    """Each worker's snapshot on disk: its total of ``sample`` (summed over its labels)."""
+    totals: dict[int, float] = {}
+    for path in directory.rglob("*.snapshot.json"):
+        snapshot = json.loads(path.read_bytes())
+        totals[snapshot["pid"]] = sum(
+            value
+            for _name, _kind, _doc, samples in snapshot["families"]
+            for name, _labels, value in samples
+            if name == sample
+        )
+    return totals
+
+
 def _served_by(tmp_path: Path) -> int:
     return len(list((tmp_path / "otel-assist-metrics").glob("*/*.snapshot.json")))
 
@@ -115,8 +131,12 @@ def test_prometheus_stores_every_workers_requests_across_a_worker_restart(
     workers: tuple[int, subprocess.Popen[bytes]], prometheus: Prometheus, tmp_path: Path
 ) -> None:
     port, proc = workers
+
+    def state() -> str:
+        return f"Prometheus stores {_stored(prometheus)}; snapshots hold {_snapshots(tmp_path)}"
+
     _send(port, 0, 300)
-    poll(lambda: _stored(prometheus) == 300, 45, "Prometheus to store 300 requests")
+    poll(lambda: _stored(prometheus) == 300, 45, "Prometheus to store 300", describe=state)
     assert _served_by(tmp_path) == 3  # three workers, one snapshot each
 
     # SIGKILL one worker: the supervisor starts a new one; the dead worker's last snapshot
@@ -130,7 +150,7 @@ def test_prometheus_stores_every_workers_requests_across_a_worker_restart(
     )
     poll(lambda: _up(port), 30, "the service")
     _send(port, 300, 150)
-    poll(lambda: _stored(prometheus) == 450, 45, "Prometheus to store 450 requests")
+    poll(lambda: _stored(prometheus) == 450, 45, "Prometheus to store 450", describe=state)
     # the series never went down: no counter reset seen by Prometheus
     resets = httpx.get(
         f"{prometheus.url}/api/v1/query",
@@ -138,7 +158,26 @@ def test_prometheus_stores_every_workers_requests_across_a_worker_restart(
         timeout=5,
     ).json()["data"]["result"]
     assert resets and float(resets[0]["value"][1]) == 0
-    time.sleep(0)  # nothing further to wait for
+
+
+def test_a_scraped_count_is_on_disk_before_the_scrape_is_answered(tmp_path: Path) -> None:
+    """What a worker served to a scrape is in its snapshot at once, not up to a second
+    later: a SIGKILL right after the scrape cannot take the sum below what Prometheus
+    stored (which it would read as a counter reset)."""
+    from prometheus_client import CollectorRegistry, Counter
+
+    from otel_assist.metrics.workers import WorkerMetricsStore
+
+    registry = CollectorRegistry()
+    requests = Counter("requests", "d", registry=registry)
+    store = WorkerMetricsStore(tmp_path, registry=registry, interval_s=3600.0)
+    store.start()  # the first snapshot: 0 requests; the next timed one is an hour away
+    try:
+        requests.inc(7)
+        assert b"requests_total 7.0" in store.exposition()
+        assert _snapshots(tmp_path, "requests_total") == {store.pid: 7.0}
+    finally:
+        store.stop()
 
 
 def test_merge_rules() -> None:
