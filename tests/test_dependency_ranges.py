@@ -38,9 +38,17 @@ ECOSYSTEM = [
     "logfire",
     "elastic-opentelemetry",
 ]
-# Test tools for the lowest venv: the dev extra's, minus linters, browsers and the
-# self-reference (they are not needed to run tests/core).
-NOT_FOR_CORE_TESTS = ("otel-assist", "ruff", "mypy", "types-", "schemathesis", "playwright")
+# Test tools for the lowest venv: the dev extra's, minus linters, the browser and its rerun
+# plugin, and the self-reference (they are not needed to run tests/core).
+NOT_FOR_CORE_TESTS = (
+    "otel-assist",
+    "ruff",
+    "mypy",
+    "types-",
+    "schemathesis",
+    "playwright",
+    "pytest-rerunfailures",
+)
 # What tests/core imports beyond the core: the ASGI app (rest), Redis and APScheduler
 # (queues) and the embedded demo (demo, which includes both).
 EXTRAS = "demo"

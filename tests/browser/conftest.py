@@ -3,12 +3,23 @@ a few crafted records with hostile content, driven by Debian's chromium through 
 
 No browser is downloaded: Playwright launches /usr/bin/chromium. Screenshots of each page
 go to test-artifacts/screenshots/.
+
+Chromium itself can die under a test. CI once lost the browser process at the first page
+load of a module and left no trace of why, so every test of that module errored. Now the
+browser process's log (its stderr and exit status, through Playwright's ``pw:browser``
+debug channel) goes to test-artifacts/browser/, a lost browser is relaunched for the next
+tab and reported as a :class:`BrowserLost` warning with the log's tail, and the test it
+was lost under runs once more (pytest-rerunfailures, only on ``TargetClosedError``). An
+assertion that fails still fails: only the loss of the browser process is retried.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +41,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+BROWSER_LOGS = ARTIFACTS / "browser"
 GRAFANA = "http://grafana.example:3000"
 XSS_SCRIPT = "<script>window.__xss = 1; alert('xss')</script>"
 
@@ -152,16 +165,115 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert code == 0, demo.stdout
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Per module, not per session: while Playwright's sync API is open its event loop is
-    the running loop of the main thread, and every asyncio test after it would fail."""
+class BrowserLost(UserWarning):
+    """The browser process went away during the session and was relaunched."""
+
+
+def _start_playwright(log: Path) -> Any:
+    """Start Playwright's driver with its stderr on ``log`` and ``pw:browser`` debugging on.
+
+    The driver copies the browser's stderr and exit status to its own stderr on that
+    channel. It inherits the environment and, as its stderr, the descriptor behind
+    ``sys.stderr`` (under pytest's capture that is not descriptor 2), so both are swapped
+    only around the spawn, and this process's stderr and environment stay as they were.
+    """
+    import sys
+
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    saved_debug = os.environ.get("DEBUG")
+    saved_stderr = sys.stderr
+    os.environ["DEBUG"] = "pw:browser"
+    with log.open("w") as sink:
+        try:
+            sys.stderr = sink
+            return sync_playwright().start()
+        finally:
+            sys.stderr = saved_stderr
+            if saved_debug is None:
+                del os.environ["DEBUG"]
+            else:
+                os.environ["DEBUG"] = saved_debug
+
+
+def browser_log_tail(log: Path, lines: int = 20) -> str:
+    """The lines of the browser log that say how the process ended, without the D-Bus noise
+    a container without a session bus produces on every launch."""
+    try:
+        text = log.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no browser log at {log})"
+    kept = [
+        line
+        for line in text.splitlines()
+        if ("[err]" in line or "<process did exit" in line or "<launched>" in line)
+        and "dbus" not in line
+    ]
+    return "\n".join(kept[-lines:]) or "(the browser log has no stderr lines)"
+
+
+class Chromium:
+    """Debian's chromium under Playwright: one process per module, relaunched when lost."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.launches = 0
+        self.lost: list[str] = []  # one report per browser process that went away
+        self._playwright = _start_playwright(log)
+        self._browser: Any = None
+
+    @property
+    def pid(self) -> int:
+        """The process id of the last launch, as Playwright logged it."""
+        pids = re.findall(r"<launched> pid=(\d+)", self.log.read_text(errors="replace"))
+        return int(pids[-1])
+
+    def current(self) -> Any:
+        """The running browser; a new one if the last one's process is gone."""
+        if self._browser is not None and not self._browser.is_connected():
+            report = (
+                f"chromium went away after launch {self.launches}; relaunching. "
+                f"Log {self.log}:\n{browser_log_tail(self.log)}"
+            )
+            self.lost.append(report)
+            warnings.warn(BrowserLost(report), stacklevel=2)
+            self._browser = None
+        if self._browser is None:
+            self._browser = self._playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+            self.launches += 1
+        return self._browser
+
+    def close(self) -> None:
+        try:
+            if self._browser is not None and self._browser.is_connected():
+                self._browser.close()
+        finally:
+            self._playwright.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[Chromium]:
+    """Per module, not per session: while Playwright's sync API is open its event loop is
+    the running loop of the main thread, and every asyncio test after it would fail."""
+    chromium = Chromium(BROWSER_LOGS / f"{request.module.__name__.rsplit('.', 1)[-1]}.log")
+    try:
         yield chromium
+    finally:
         chromium.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here runs once more if, and only if, it failed because the browser
+    process was lost (Playwright's ``TargetClosedError``); see the module docstring."""
+    # By name: Playwright raises the class but exports it only from a private module.
+    lost = pytest.mark.flaky(reruns=1, only_rerun=[r"^TargetClosedError: "])
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(lost)
 
 
 @dataclass
@@ -189,14 +301,15 @@ class Tab:
 
 
 @pytest.fixture
-def tab(browser: Any, site: Site) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+def tab(browser: Chromium, site: Site) -> Iterator[Tab]:
+    context = browser.current().new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     t = Tab(page, site)
     page.on("dialog", lambda d: (t.dialogs.append(d.message), d.dismiss()))
     page.on("console", lambda m: t.console.append(m.text))
     yield t
-    context.close()
+    if context.browser is not None and context.browser.is_connected():
+        context.close()  # a lost browser took its contexts with it
 
 
 @pytest.fixture
