@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 BROWSER_LOGS = ARTIFACTS / "browser"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 GRAFANA = "http://grafana.example:3000"
 XSS_SCRIPT = "<script>window.__xss = 1; alert('xss')</script>"
 
@@ -294,10 +296,19 @@ class Tab:
         self.page.click("form[action='/admin/login'] button[type=submit]")
         self.page.wait_for_load_state()
 
-    def shot(self, name: str, full_page: bool = False) -> None:
-        """Save what the operator sees (the window; the whole page when asked)."""
+    def shot(self, name: str, full_page: bool = False, docs: bool = False) -> None:
+        """Save what the operator sees (the window; the whole page when asked).
+
+        ``docs=True`` marks a picture the documentation shows: it is copied over
+        docs/screenshots/ only when ``OTEL_ASSIST_DOC_SCREENSHOTS=1``, so a test run does
+        not rewrite tracked files (every run's pixels differ: clocks, demo data).
+        """
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        if docs and os.environ.get("OTEL_ASSIST_DOC_SCREENSHOTS") == "1":
+            DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DOC_SCREENSHOTS / path.name)
 
 
 @pytest.fixture

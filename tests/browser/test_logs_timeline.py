@@ -2,14 +2,13 @@
 
 A demo (``otel-assist demo``) exports its log lines over OTLP to the Loki stand-in
 (tests/loki/standin.py, the same OTLP ingest a Collector pushes to) and its rest_service
-reads them back through Loki's query API (LOKI_URL). Screenshots go to docs/screenshots/,
-shown in docs/logs.md.
+reads them back through Loki's query API (LOKI_URL). The screenshots docs/logs.md shows
+are refreshed with OTEL_ASSIST_DOC_SCREENSHOTS=1 (see Tab.shot).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,8 +18,6 @@ from tests.browser.conftest import GRAFANA, Site, Tab
 from tests.demo_process import start_demo
 from tests.loki.standin import LokiStandIn
 from tests.polling import poll
-
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +49,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, loki: LokiStandIn) -> Iterato
     finally:
         code = demo.stop(timeout=120)
         assert code == 0, demo.stdout
-
-
-def shot(tab: Tab, name: str) -> None:
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    tab.page.screenshot(path=str(DOCS_SHOTS / f"{name}.png"), full_page=False)
 
 
 def answered_cid(site: Site) -> str:
@@ -103,7 +95,7 @@ def test_logs_page_shows_loki_lines_filters_and_expands(admin: Tab, loki: LokiSt
     first = page.locator("table.loglines details.fields").first
     first.locator("summary").click()
     assert first.locator("table.kv th", has_text="event_type").count() == 1
-    shot(admin, "logs-page")
+    admin.shot("logs-page", docs=True)
     link = page.locator("table.loglines a.timeline-link").first
     cid = link.inner_text()
     explore = page.get_by_role("link", name="Logs in Grafana Explore").get_attribute("href")
@@ -147,7 +139,7 @@ def test_timeline_of_an_answered_message(admin: Tab, site: Site) -> None:
     assert offsets[0] == "+0 ms"
     assert "wait" in page.locator("table.timeline").inner_text()
     assert page.locator("p.loki-down").count() == 0
-    shot(admin, "timeline")
+    admin.shot("timeline", docs=True)
 
 
 def test_timeline_when_loki_is_down(admin: Tab, site: Site, loki: LokiStandIn) -> None:
@@ -163,6 +155,6 @@ def test_timeline_when_loki_is_down(admin: Tab, site: Site, loki: LokiStandIn) -
         assert "kind-log" not in kinds and "kind-push" in kinds
         admin.go("/admin/logs")
         assert "Log lines are not available." in admin.page.locator("p.loki-down").inner_text()
-        shot(admin, "logs-loki-down")
+        admin.shot("logs-loki-down", docs=True)
     finally:
         loki.start()

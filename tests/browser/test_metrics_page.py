@@ -1,12 +1,11 @@
 """The admin Metrics page in Debian's chromium (Playwright), over a demo scraped by the real
-Prometheus (Debian package, every second). Screenshots go to docs/screenshots/, shown in
-docs/demo-and-admin.md.
+Prometheus (Debian package, every second). The screenshots docs/demo-and-admin.md shows are
+refreshed with OTEL_ASSIST_DOC_SCREENSHOTS=1 (see Tab.shot).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,7 +18,6 @@ from tests.demo_process import start_demo
 from tests.polling import poll
 
 pytestmark = pytest.mark.browser
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +99,7 @@ def test_metrics_page_charts_nav_and_outage(admin: Tab, prometheus: servers.Prom
     assert stroke not in ("", "none")
     assert not [m for m in admin.console if "Content Security Policy" in m], admin.console
     assert page.locator(".note").count() == 0
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_SHOTS / "metrics.png"), full_page=True)
+    admin.shot("metrics", full_page=True, docs=True)
 
     # On a phone-sized window the charts shrink to fit: nothing scrolls sideways.
     page.set_viewport_size({"width": 420, "height": 800})
@@ -123,4 +120,4 @@ def test_metrics_page_charts_nav_and_outage(admin: Tab, prometheus: servers.Prom
     assert resp.status == 200
     assert "is not reachable" in page.get_by_role("status").inner_text()
     assert page.locator("figure.line-chart").count() == 0
-    page.screenshot(path=str(DOCS_SHOTS / "metrics-prometheus-down.png"))
+    admin.shot("metrics-prometheus-down", docs=True)
